@@ -1,0 +1,371 @@
+import re
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from core.choices import TriState
+from core.models import VersionedModel
+from policies.models import MINIMAL_DOWNTIME_ID, MigrationPolicy
+
+DEFAULT_LEVEL = "4.7"
+PARALLEL_MIN, PARALLEL_MAX = 2, 255
+
+libvirt_uri_validator = RegexValidator(
+    r"^[a-z][a-z0-9+.-]*://\S*$", "Enter a libvirt URI such as qemu+tls://host.example/system."
+)
+address_validator = RegexValidator(
+    r"^(\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:]*:[0-9a-fA-F:.]+|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$",
+    "Enter a host name or an IP address.",
+)
+
+
+class ParallelPolicy(models.TextChoices):
+    DISABLED = "disabled", "Disabled"
+    AUTO = "auto", "Auto"
+    AUTO_PARALLEL = "auto_parallel", "Auto Parallel"
+    CUSTOM = "custom", "Custom"
+
+
+class Bandwidth(models.TextChoices):
+    AUTO = "auto", "Auto"
+    HYPERVISOR_DEFAULT = "hypervisor_default", "Hypervisor default"
+    CUSTOM = "custom", "Custom"
+
+
+class ErrorHandling(models.TextChoices):
+    MIGRATE = "migrate", "Migrate virtual machines"
+    MIGRATE_HIGHLY_AVAILABLE = "migrate_highly_available", "Migrate only highly available VMs"
+    DO_NOT_MIGRATE = "do_not_migrate", "Do not migrate virtual machines"
+
+
+class ClusterLevel(models.Model):
+    """A compatibility version and the options the engine allows at it."""
+
+    level = models.CharField(
+        primary_key=True, max_length=8, validators=[RegexValidator(r"^\d+\.\d+$", "A level looks like 4.7.")]
+    )
+    parallel_migrations_supported = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["level"]
+        verbose_name = "cluster level"
+
+    def __str__(self) -> str:
+        return self.level
+
+
+class _OriginalValuesMixin:
+    """Remembers the stored values of some fields, so that clean() can tell what changed."""
+
+    tracked_fields: tuple[str, ...] = ()
+
+    @classmethod
+    def from_db(cls, db, field_names, values, *args, **kwargs):
+        instance = super().from_db(db, field_names, values, *args, **kwargs)
+        instance._original = {name: getattr(instance, name, None) for name in cls.tracked_fields}
+        return instance
+
+    def changed(self, *names: str) -> bool:
+        original = getattr(self, "_original", None)
+        if original is None:
+            return True
+        return any(original.get(name) != getattr(self, name) for name in names)
+
+
+def _check_parallel_count(policy: str, count: int | None, *, field: str) -> dict[str, str]:
+    if policy == ParallelPolicy.CUSTOM and count is None:
+        return {field: "Enter the number of parallel connections (2..255) for a custom setting."}
+    if count is not None and not PARALLEL_MIN <= count <= PARALLEL_MAX:
+        return {field: f"Parallel connections must be {PARALLEL_MIN}..{PARALLEL_MAX}."}
+    return {}
+
+
+class Cluster(_OriginalValuesMixin, VersionedModel):
+    tracked_fields = ("compatibility_version_id", "migration_policy_id", "parallel_migrations_policy")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    compatibility_version = models.ForeignKey(
+        ClusterLevel, on_delete=models.PROTECT, default=DEFAULT_LEVEL, related_name="clusters"
+    )
+    migration_policy = models.ForeignKey(
+        MigrationPolicy, on_delete=models.PROTECT, default=MINIMAL_DOWNTIME_ID, related_name="clusters"
+    )
+    migration_bandwidth = models.CharField(max_length=20, choices=Bandwidth.choices, default=Bandwidth.AUTO)
+    migration_bandwidth_custom_mbps = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(10_000_000)],
+        help_text="Mbit/s, for a custom bandwidth.",
+    )
+    migration_auto_converge = models.CharField(max_length=8, choices=TriState.choices, default=TriState.INHERIT)
+    migration_compressed = models.CharField(max_length=8, choices=TriState.choices, default=TriState.INHERIT)
+    migration_encrypted = models.CharField(max_length=8, choices=TriState.choices, default=TriState.INHERIT)
+    parallel_migrations_policy = models.CharField(
+        max_length=16, choices=ParallelPolicy.choices, default=ParallelPolicy.DISABLED
+    )
+    custom_parallel_migrations = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(PARALLEL_MIN), MaxValueValidator(PARALLEL_MAX)],
+        help_text="Connections (2..255), for a custom parallel setting.",
+    )
+    error_handling = models.CharField(max_length=32, choices=ErrorHandling.choices, default=ErrorHandling.MIGRATE)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(custom_parallel_migrations__isnull=True)
+                | Q(custom_parallel_migrations__gte=PARALLEL_MIN, custom_parallel_migrations__lte=PARALLEL_MAX),
+                name="cluster_custom_parallel_range",
+            ),
+            models.CheckConstraint(
+                condition=~Q(parallel_migrations_policy=ParallelPolicy.CUSTOM)
+                | Q(custom_parallel_migrations__isnull=False),
+                name="cluster_custom_parallel_required",
+            ),
+            models.CheckConstraint(
+                condition=~Q(migration_bandwidth=Bandwidth.CUSTOM)
+                | Q(migration_bandwidth_custom_mbps__isnull=False, migration_bandwidth_custom_mbps__gt=0),
+                name="cluster_custom_bandwidth_required",
+            ),
+            models.CheckConstraint(
+                condition=Q(parallel_migrations_policy__in=ParallelPolicy.values)
+                & Q(migration_bandwidth__in=Bandwidth.values)
+                & Q(error_handling__in=ErrorHandling.values)
+                & Q(migration_auto_converge__in=TriState.values)
+                & Q(migration_compressed__in=TriState.values)
+                & Q(migration_encrypted__in=TriState.values),
+                name="cluster_enum_values",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        errors: dict[str, str] = {}
+        if self.migration_bandwidth == Bandwidth.CUSTOM and not self.migration_bandwidth_custom_mbps:
+            errors["migration_bandwidth_custom_mbps"] = "Enter a positive bandwidth in Mbit/s for a custom bandwidth."
+        errors |= _check_parallel_count(
+            self.parallel_migrations_policy, self.custom_parallel_migrations, field="custom_parallel_migrations"
+        )
+        level = self._level()
+        if level is not None:
+            # A level may lose parallel migrations while clusters use them: those clusters keep
+            # their settings (their plans say so), but nobody may newly choose them there.
+            if (
+                self.parallel_migrations_policy != ParallelPolicy.DISABLED
+                and not level.parallel_migrations_supported
+                and self.changed("parallel_migrations_policy", "compatibility_version_id")
+            ):
+                errors["parallel_migrations_policy"] = (
+                    f"Compatibility version {level.level} does not support parallel migrations: "
+                    "only Disabled is accepted."
+                )
+            policy = self._policy()
+            if policy is not None and self.changed("migration_policy_id", "compatibility_version_id"):
+                refusal = policy.offer_refusal(
+                    level=level.level, parallel_supported=level.parallel_migrations_supported
+                )
+                if refusal:
+                    errors["migration_policy"] = refusal
+        if errors:
+            raise ValidationError(errors)
+
+    def _level(self) -> ClusterLevel | None:
+        try:
+            return self.compatibility_version
+        except ClusterLevel.DoesNotExist:
+            return None
+
+    def _policy(self) -> MigrationPolicy | None:
+        try:
+            return self.migration_policy
+        except MigrationPolicy.DoesNotExist:
+            return None
+
+
+class HostStatus(models.TextChoices):
+    UP = "up", "Up"
+    MAINTENANCE = "maintenance", "Maintenance"
+    NON_OPERATIONAL = "non_operational", "Non operational"
+    UNKNOWN = "unknown", "Unknown"
+
+
+CAPABILITY_TYPES: dict[str, tuple[type, ...]] = {
+    "libvirt_version": (str,),
+    "qemu_version": (str,),
+    "agent_version": (str,),
+    "zerocopy_migrations": (bool,),
+    "parallel_migrations": (bool,),
+    "cpu_count": (int,),
+    "memory_mib": (int,),
+    "link_speed_mbps": (int,),
+}
+
+
+def validate_capabilities(value) -> None:
+    """A host's capabilities report: known keys with values of the right type (or null)."""
+    if not isinstance(value, dict):
+        raise ValidationError("Capabilities are an object.")
+    unknown = sorted(set(value) - set(CAPABILITY_TYPES))
+    if unknown:
+        raise ValidationError(f"Unknown capabilities: {', '.join(unknown)}.")
+    for key, item in value.items():
+        types = CAPABILITY_TYPES[key]
+        if item is None:
+            continue
+        if not isinstance(item, types) or (bool not in types and isinstance(item, bool)):
+            raise ValidationError(f"{key} must be a {types[0].__name__} or null.")
+        if isinstance(item, int) and not isinstance(item, bool) and item < 0:
+            raise ValidationError(f"{key} must not be negative.")
+        if isinstance(item, str) and (len(item) > 64 or not re.fullmatch(r"[\w.+~-]*", item)):
+            raise ValidationError(f"{key} must be a version string such as 9.0.0.")
+
+
+class Host(VersionedModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="hosts")
+    address = models.CharField(
+        max_length=255, validators=[address_validator], help_text="Migration network address of this host."
+    )
+    libvirt_uri = models.CharField(
+        max_length=500, validators=[libvirt_uri_validator], help_text="How this host's agent opens libvirt."
+    )
+    peer_uri = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[libvirt_uri_validator],
+        help_text="libvirt URI a source host uses to reach this one as a migration destination. "
+        "Blank: libvirt_uri when it names a remote host, else qemu+tls://<address>/system.",
+    )
+    status = models.CharField(max_length=16, choices=HostStatus.choices, default=HostStatus.UNKNOWN)
+    capabilities = models.JSONField(default=dict, blank=True, validators=[validate_capabilities])
+    capabilities_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=HostStatus.values), name="host_status_values"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def destination_uri(self) -> str:
+        if self.peer_uri:
+            return self.peer_uri
+        if re.match(r"^[a-z0-9+.-]+://[^/?]+", self.libvirt_uri):
+            return self.libvirt_uri
+        return f"qemu+tls://{self.address}/system"
+
+
+class VMStatus(models.TextChoices):
+    UP = "up", "Up"
+    PAUSED = "paused", "Paused"
+    DOWN = "down", "Down"
+    MIGRATING = "migrating", "Migrating"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class VMParallelPolicy(models.TextChoices):
+    INHERIT = "inherit", "Inherit from cluster"
+    DISABLED = "disabled", "Disabled"
+    AUTO = "auto", "Auto"
+    AUTO_PARALLEL = "auto_parallel", "Auto Parallel"
+    CUSTOM = "custom", "Custom"
+
+
+class VM(_OriginalValuesMixin, VersionedModel):
+    tracked_fields = ("host_id", "migration_policy_id", "parallel_migrations_policy")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    uuid = models.UUIDField(unique=True, help_text="The libvirt domain UUID.")
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="vms")
+    memory_mib = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(64 * 1024 * 1024)])
+    vcpus = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(4096)])
+    status = models.CharField(max_length=16, choices=VMStatus.choices, default=VMStatus.UP)
+    migration_policy = models.ForeignKey(
+        MigrationPolicy,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="vms",
+        help_text="Empty: the cluster's policy.",
+    )
+    parallel_migrations_policy = models.CharField(
+        max_length=16, choices=VMParallelPolicy.choices, default=VMParallelPolicy.INHERIT
+    )
+    custom_parallel_migrations = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(PARALLEL_MIN), MaxValueValidator(PARALLEL_MAX)]
+    )
+    migration_encrypted = models.CharField(max_length=8, choices=TriState.choices, default=TriState.INHERIT)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "VM"
+        verbose_name_plural = "VMs"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(custom_parallel_migrations__isnull=True)
+                | Q(custom_parallel_migrations__gte=PARALLEL_MIN, custom_parallel_migrations__lte=PARALLEL_MAX),
+                name="vm_custom_parallel_range",
+            ),
+            models.CheckConstraint(
+                condition=~Q(parallel_migrations_policy=VMParallelPolicy.CUSTOM)
+                | Q(custom_parallel_migrations__isnull=False),
+                name="vm_custom_parallel_required",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=VMStatus.values)
+                & Q(parallel_migrations_policy__in=VMParallelPolicy.values)
+                & Q(migration_encrypted__in=TriState.values),
+                name="vm_enum_values",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.host.cluster
+
+    def clean(self) -> None:
+        super().clean()
+        errors = _check_parallel_count(
+            self.parallel_migrations_policy, self.custom_parallel_migrations, field="custom_parallel_migrations"
+        )
+        try:
+            level = self.host.cluster.compatibility_version
+        except (Host.DoesNotExist, Cluster.DoesNotExist, ClusterLevel.DoesNotExist):
+            level = None
+        if level is not None:
+            if (
+                self.parallel_migrations_policy not in (VMParallelPolicy.INHERIT, VMParallelPolicy.DISABLED)
+                and not level.parallel_migrations_supported
+                and self.changed("parallel_migrations_policy", "host_id")
+            ):
+                errors["parallel_migrations_policy"] = (
+                    f"Compatibility version {level.level} of this VM's cluster does not support "
+                    "parallel migrations: use Inherit or Disabled."
+                )
+            policy = self.migration_policy if self.migration_policy_id else None
+            if policy is not None and self.changed("migration_policy_id", "host_id"):
+                refusal = policy.offer_refusal(
+                    level=level.level, parallel_supported=level.parallel_migrations_supported
+                )
+                if refusal:
+                    errors["migration_policy"] = refusal
+        if errors:
+            raise ValidationError(errors)

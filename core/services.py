@@ -1,0 +1,99 @@
+"""Generic audited writes with optimistic concurrency, used by every app's services.
+
+Every write validates the model (full_clean) first, so nothing invalid is stored, then writes the
+row and its audit entry in one transaction. Updates are a conditional UPDATE on `version`, so two
+writers holding the same version cannot both win, on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import F, ProtectedError
+
+from core.audit import Actor, audit_record, snapshot
+
+
+class StaleVersion(Exception):
+    """Someone saved the object in between: the caller's version is not the stored one."""
+
+    def __init__(self, instance: models.Model, expected: int, current: models.Model | None):
+        self.instance = instance
+        self.expected = expected
+        self.current = current
+        stored = current.version if current is not None else "deleted"
+        super().__init__(
+            f"{instance._meta.verbose_name} was changed by someone else "
+            f"(you edited version {expected}, the stored version is {stored})."
+        )
+
+
+def object_create[M: models.Model](*, actor: Actor, instance: M, action: str = "create") -> M:
+    instance.full_clean()
+    with transaction.atomic():
+        instance.save(force_insert=True)
+        audit_record(actor=actor, action=action, instance=instance, before=None, after=snapshot(instance))
+    return instance
+
+
+def object_update[M: models.Model](
+    *,
+    actor: Actor,
+    instance: M,
+    changes: dict[str, Any],
+    expected_version: int | None = None,
+    action: str = "update",
+) -> M:
+    """Apply `changes` to `instance` and store them if `expected_version` is still current."""
+    model = type(instance)
+    versioned = any(field.name == "version" for field in model._meta.concrete_fields)
+    with transaction.atomic():
+        stored = model._default_manager.select_for_update().filter(pk=instance.pk).first()
+        if stored is None:
+            raise StaleVersion(instance, expected_version or 0, None)
+        if versioned and expected_version is not None and stored.version != expected_version:
+            raise StaleVersion(instance, expected_version, stored)
+        before = snapshot(stored)
+        for name, value in changes.items():
+            setattr(instance, name, value)
+        instance.full_clean()
+        values = {
+            field.attname: getattr(instance, field.attname)
+            for field in model._meta.concrete_fields
+            if not field.primary_key and field.name != "version"
+        }
+        rows = model._default_manager.filter(pk=instance.pk)
+        if versioned:
+            if expected_version is not None:
+                rows = rows.filter(version=expected_version)
+            values["version"] = F("version") + 1
+        if rows.update(**values) == 0:
+            raise StaleVersion(instance, expected_version or 0, model._default_manager.filter(pk=instance.pk).first())
+        if versioned:
+            instance.version = model._default_manager.values_list("version", flat=True).get(pk=instance.pk)
+        after = snapshot(instance)
+        if before != after:
+            audit_record(actor=actor, action=action, instance=instance, before=before, after=after)
+    return instance
+
+
+def object_delete(*, actor: Actor, instance: models.Model, expected_version: int | None = None) -> None:
+    model = type(instance)
+    with transaction.atomic():
+        stored = model._default_manager.select_for_update().filter(pk=instance.pk).first()
+        if stored is None:
+            return
+        if expected_version is not None and getattr(stored, "version", expected_version) != expected_version:
+            raise StaleVersion(instance, expected_version, stored)
+        audit_record(actor=actor, action="delete", instance=stored, before=snapshot(stored), after=None)
+        try:
+            with transaction.atomic():
+                stored.delete()
+        except ProtectedError as error:
+            users = sorted({f"{obj._meta.verbose_name} {obj}" for obj in error.protected_objects})
+            raise ValidationError(
+                f"{stored._meta.verbose_name.capitalize()} {stored} is still used by: {', '.join(users[:5])}"
+                + (" and more." if len(users) > 5 else ".")
+            ) from None

@@ -1,0 +1,67 @@
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from clusters.models import VM, Host
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+TERMINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+class MigrationJob(models.Model):
+    """One live migration of a VM, with the plan frozen when it was asked for."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    vm = models.ForeignKey(VM, on_delete=models.CASCADE, related_name="migration_jobs")
+    source_host = models.ForeignKey(Host, on_delete=models.SET_NULL, null=True, related_name="outgoing_jobs")
+    destination_host = models.ForeignKey(Host, on_delete=models.SET_NULL, null=True, related_name="incoming_jobs")
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    plan = models.JSONField()
+    error = models.JSONField(null=True, blank=True)
+    stats = models.JSONField(default=dict, blank=True, help_text="Last job statistics from libvirt.")
+    cancel_requested = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "migration job"
+        constraints = [
+            models.UniqueConstraint(fields=["vm"], condition=Q(state__in=ACTIVE_STATES), name="one_active_job_per_vm"),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_range"),
+            models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_values"),
+            models.CheckConstraint(
+                condition=Q(state__in=ACTIVE_STATES, finished_at__isnull=True)
+                | Q(state__in=TERMINAL_STATES, finished_at__isnull=False),
+                name="job_finished_iff_terminal",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state=JobState.SUCCEEDED) | Q(progress=100), name="job_succeeded_at_100"
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "created_at"], name="job_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.vm} migration {str(self.id)[:8]}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES

@@ -1,0 +1,91 @@
+"""Reads for migrations: the plan of a VM's migration, and job lists."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from clusters.models import VM, Cluster, Host
+from migrations_app.models import MigrationJob
+from migrations_app.resolver import ClusterValues, Defaults, HostValues, Plan, PolicyValues, VMValues, resolve_plan
+from policies.models import MigrationPolicy
+
+
+def policy_values(policy: MigrationPolicy) -> PolicyValues:
+    return PolicyValues(
+        id=str(policy.pk),
+        name=policy.name,
+        max_migrations=policy.max_migrations,
+        auto_convergence=policy.auto_convergence,
+        migration_compression=policy.migration_compression,
+        zerocopy=policy.zerocopy,
+        convergence=policy.convergence,
+    )
+
+
+def cluster_values(cluster: Cluster) -> ClusterValues:
+    return ClusterValues(
+        compatibility_version=cluster.compatibility_version.level,
+        parallel_migrations_supported=cluster.compatibility_version.parallel_migrations_supported,
+        policy=policy_values(cluster.migration_policy),
+        migration_bandwidth=cluster.migration_bandwidth,
+        migration_bandwidth_custom_mbps=cluster.migration_bandwidth_custom_mbps,
+        migration_auto_converge=cluster.migration_auto_converge,
+        migration_compressed=cluster.migration_compressed,
+        migration_encrypted=cluster.migration_encrypted,
+        parallel_migrations_policy=cluster.parallel_migrations_policy,
+        custom_parallel_migrations=cluster.custom_parallel_migrations,
+    )
+
+
+def host_values(host: Host) -> HostValues:
+    caps = host.capabilities or {}
+    return HostValues(
+        address=host.address,
+        destination_uri=host.destination_uri,
+        link_speed_mbps=caps.get("link_speed_mbps"),
+        zerocopy_migrations=caps.get("zerocopy_migrations"),
+        parallel_migrations=caps.get("parallel_migrations"),
+    )
+
+
+def vm_values(vm: VM) -> VMValues:
+    return VMValues(
+        vcpus=vm.vcpus,
+        policy=policy_values(vm.migration_policy) if vm.migration_policy_id else None,
+        parallel_migrations_policy=vm.parallel_migrations_policy,
+        custom_parallel_migrations=vm.custom_parallel_migrations,
+        migration_encrypted=vm.migration_encrypted,
+    )
+
+
+def global_defaults() -> Defaults:
+    return Defaults(
+        auto_converge=settings.FERRY_DEFAULT_AUTO_CONVERGE,
+        compressed=settings.FERRY_DEFAULT_COMPRESSED,
+        encrypted=settings.FERRY_DEFAULT_ENCRYPTED,
+    )
+
+
+def vm_for_planning(vm_id) -> VM:
+    return VM.objects.select_related(
+        "migration_policy",
+        "host__cluster__compatibility_version",
+        "host__cluster__migration_policy",
+    ).get(pk=vm_id)
+
+
+def migration_plan(*, vm: VM, destination: Host) -> Plan:
+    """The plan for migrating `vm` from its current host to `destination`."""
+    source = vm.host
+    return resolve_plan(
+        vm=vm_values(vm),
+        cluster=cluster_values(source.cluster),
+        source=host_values(source),
+        destination=host_values(destination),
+        defaults=global_defaults(),
+    )
+
+
+def job_list() -> QuerySet[MigrationJob]:
+    return MigrationJob.objects.select_related("vm", "source_host", "destination_host", "created_by")

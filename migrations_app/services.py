@@ -1,0 +1,83 @@
+"""Writes for migration jobs: start (freeze the plan, enqueue on commit) and cancel.
+
+The host side (running a job on libvirt) lives in migrations_app.agent.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from clusters.models import VM, Host, HostStatus, VMStatus
+from core.audit import Actor, audit_record, snapshot
+from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
+from migrations_app.selectors import migration_plan
+
+logger = logging.getLogger(__name__)
+
+
+class MigrationConflict(Exception):
+    """The VM already has an active migration job."""
+
+
+def _check_destination(vm: VM, destination: Host) -> None:
+    if vm.status != VMStatus.UP:
+        raise ValidationError({"vm": f"Only a running VM can be migrated; {vm.name} is {vm.get_status_display()}."})
+    if destination.pk == vm.host_id:
+        raise ValidationError({"destination_host": "The destination is the VM's current host."})
+    if destination.cluster_id != vm.host.cluster_id:
+        raise ValidationError({"destination_host": "The destination host is in another cluster."})
+    if destination.status != HostStatus.UP:
+        raise ValidationError(
+            {"destination_host": f"The destination host {destination.name} is {destination.get_status_display()}."}
+        )
+
+
+def migration_start(*, actor: Actor, vm: VM, destination: Host) -> MigrationJob:
+    """Freeze the plan on a new queued job; the source host's task is enqueued after commit."""
+    from migrations_app.tasks import enqueue_migration
+
+    _check_destination(vm, destination)
+    plan = migration_plan(vm=vm, destination=destination).to_dict()
+    for decision in plan["decisions"]:
+        logger.info("migration of %s: %s: %s", vm.name, decision["code"], decision["message"])
+    job = MigrationJob(
+        vm=vm,
+        source_host=vm.host,
+        destination_host=destination,
+        plan=plan,
+        created_by=actor.user,
+    )
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+            audit_record(actor=actor, action="migrate", instance=job, before=None, after=snapshot(job))
+            transaction.on_commit(lambda: enqueue_migration(job))
+    except IntegrityError:
+        if MigrationJob.objects.filter(vm=vm, state__in=ACTIVE_STATES).exists():
+            raise MigrationConflict(f"{vm.name} already has an active migration.") from None
+        raise
+    return job
+
+
+def migration_cancel(*, actor: Actor, job: MigrationJob) -> MigrationJob:
+    """A queued job ends at once; a running one is asked to stop (its host task aborts libvirt's job)."""
+    with transaction.atomic():
+        stored = MigrationJob.objects.select_for_update().get(pk=job.pk)
+        if stored.state not in ACTIVE_STATES:
+            raise ValidationError({"state": f"This migration has already ended ({stored.get_state_display()})."})
+        before = snapshot(stored)
+        now = timezone.now()
+        ended = MigrationJob.objects.filter(pk=job.pk, state=JobState.QUEUED).update(
+            state=JobState.CANCELLED,
+            cancel_requested=True,
+            finished_at=now,
+        )
+        if not ended:
+            MigrationJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+        stored.refresh_from_db()
+        audit_record(actor=actor, action="cancel", instance=stored, before=before, after=snapshot(stored))
+    return stored

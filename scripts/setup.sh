@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Idempotent set-up for `make run` and `make test`: a Python 3.12+ virtualenv in .venv with the
+# pinned requirements, and (when root on Debian/Ubuntu) the system packages the tests and the lab use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+
+SYSTEM_PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 libvirt-dev
+                 pkg-config iproute2 bc busybox-static chromium)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${FERRY_SKIP_APT:-0}" != 1 ]; then
+    missing=()
+    for pkg in "${SYSTEM_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing system packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+fi
+
+find_python() {
+    local candidate
+    for candidate in "${FERRY_PYTHON:-}" python3.14 python3.13 python3.12 python3 \
+        "$HOME"/.pyenv/versions/3.1[2-9]*/bin/python3 /usr/local/bin/python3.1[2-9]; do
+        [ -n "$candidate" ] || continue
+        command -v "$candidate" >/dev/null 2>&1 || [ -x "$candidate" ] || continue
+        if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+            command -v "$candidate" 2>/dev/null || echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+    PYTHON=$(find_python) || { say "Ferry needs Python 3.12 or newer (set FERRY_PYTHON=/path/to/python3.12)"; exit 1; }
+    say "creating .venv with $PYTHON"
+    rm -rf .venv
+    "$PYTHON" -m venv .venv
+    .venv/bin/pip install -q --upgrade pip
+fi
+
+want_agent=0
+pkg-config --exists libvirt 2>/dev/null && want_agent=1
+stamp=$(cat requirements.txt requirements-agent.txt | sha256sum | cut -c1-16)-$want_agent
+if [ "$(cat .venv/.ferry-requirements 2>/dev/null)" != "$stamp" ]; then
+    say "installing Python requirements"
+    .venv/bin/pip install -q -r requirements.txt
+    if [ "$want_agent" = 1 ]; then
+        .venv/bin/pip install -q -r requirements-agent.txt
+    else
+        say "libvirt-dev not found: skipping the host agent's libvirt-python (web and API work without it)"
+    fi
+    echo "$stamp" > .venv/.ferry-requirements
+fi

@@ -1,0 +1,29 @@
+import pytest
+from django.conf import settings
+
+from clusters.models import ClusterLevel
+from core.audit import Actor
+from tests.factories import UserFactory
+
+
+def pytest_configure(config):
+    # The default hasher costs about 0.4 s per user on this machine.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="admin", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def actor(admin_user):
+    return Actor.of(admin_user)
+
+
+@pytest.fixture
+def level(db):
+    def get(value: str) -> ClusterLevel:
+        return ClusterLevel.objects.get(level=value)
+
+    return get

@@ -1,0 +1,78 @@
+"""Factories for test data: real rows in the real database, no fixtures files."""
+
+import uuid
+
+import factory
+from django.contrib.auth import get_user_model
+
+from clusters.models import VM, Cluster, ClusterLevel, Host, HostStatus
+from policies.models import MigrationPolicy
+
+ZEROCOPY_HOST = {
+    "libvirt_version": "9.0.0",
+    "qemu_version": "7.2.0",
+    "agent_version": "12.8.0",
+    "zerocopy_migrations": True,
+    "parallel_migrations": True,
+    "cpu_count": 32,
+    "memory_mib": 262144,
+    "link_speed_mbps": 100000,
+}
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+
+    username = factory.Sequence(lambda n: f"user{n}")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        password = kwargs.pop("password", "pw-for-tests")
+        return model_class.objects.create_user(*args, password=password, **kwargs)
+
+
+class PolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MigrationPolicy
+
+    name = factory.Sequence(lambda n: f"Custom policy {n}")
+    max_migrations = 2
+    convergence = factory.LazyFunction(
+        lambda: {
+            "initial": 200,
+            "stalling": [{"limit": 2, "action": {"name": "setDowntime", "params": ["400"]}}],
+            "last": [{"name": "abort", "params": []}],
+        }
+    )
+
+
+class ClusterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cluster
+
+    name = factory.Sequence(lambda n: f"cluster-{n}")
+    compatibility_version = factory.LazyFunction(lambda: ClusterLevel.objects.get(level="4.7"))
+
+
+class HostFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Host
+
+    name = factory.Sequence(lambda n: f"host-{n}")
+    cluster = factory.SubFactory(ClusterFactory)
+    address = factory.Sequence(lambda n: f"10.0.{n // 250}.{n % 250 + 1}")
+    libvirt_uri = factory.LazyAttribute(lambda o: f"qemu+tls://{o.name}.example/system")
+    status = HostStatus.UP
+    capabilities = factory.LazyFunction(lambda: dict(ZEROCOPY_HOST))
+
+
+class VMFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = VM
+
+    name = factory.Sequence(lambda n: f"vm-{n}")
+    uuid = factory.LazyFunction(uuid.uuid4)
+    host = factory.SubFactory(HostFactory)
+    memory_mib = 4096
+    vcpus = 4
