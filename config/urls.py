@@ -7,4 +7,8 @@ urlpatterns = [
     path("", dashboard, name="dashboard"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("api/", include("config.api_urls")),
+    path("", include("clusters.urls")),
+    path("", include("policies.urls")),
+    path("", include("migrations_app.urls")),
 ]

@@ -1,0 +1,66 @@
+"""One FilterSet per resource, shared by the API and the list pages."""
+
+import django_filters
+from django.db.models import Q
+
+from clusters.models import (
+    VM,
+    Bandwidth,
+    Cluster,
+    ClusterLevel,
+    Host,
+    HostStatus,
+    ParallelPolicy,
+    VMStatus,
+)
+from core.choices import TriState
+from policies.models import MigrationPolicy
+
+
+class ClusterFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    compatibility_version = django_filters.ModelMultipleChoiceFilter(queryset=ClusterLevel.objects.all())
+    migration_policy = django_filters.ModelMultipleChoiceFilter(queryset=MigrationPolicy.objects.all())
+    parallel_migrations_policy = django_filters.MultipleChoiceFilter(choices=ParallelPolicy.choices)
+    migration_encrypted = django_filters.MultipleChoiceFilter(choices=TriState.choices)
+    migration_bandwidth = django_filters.MultipleChoiceFilter(choices=Bandwidth.choices)
+
+    class Meta:
+        model = Cluster
+        fields = ["name"]
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+
+
+class HostFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    cluster = django_filters.ModelMultipleChoiceFilter(queryset=Cluster.objects.all())
+    status = django_filters.MultipleChoiceFilter(choices=HostStatus.choices)
+    zerocopy = django_filters.BooleanFilter(method="filter_zerocopy", label="Supports zero-copy")
+
+    class Meta:
+        model = Host
+        fields = ["name", "address"]
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(address__icontains=value))
+
+    def filter_zerocopy(self, queryset, name, value):
+        supported = Q(capabilities__zerocopy_migrations=True)
+        return queryset.filter(supported) if value else queryset.exclude(supported)
+
+
+class VMFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    host = django_filters.ModelMultipleChoiceFilter(queryset=Host.objects.all())
+    cluster = django_filters.ModelMultipleChoiceFilter(field_name="host__cluster", queryset=Cluster.objects.all())
+    status = django_filters.MultipleChoiceFilter(choices=VMStatus.choices)
+    migration_policy = django_filters.ModelMultipleChoiceFilter(queryset=MigrationPolicy.objects.all())
+
+    class Meta:
+        model = VM
+        fields = ["name", "uuid"]
+
+    def search(self, queryset, name, value):
+        return queryset.filter(name__icontains=value)

@@ -1,0 +1,15 @@
+import django_filters
+
+from clusters.models import VM, Host
+from migrations_app.models import JobState, MigrationJob
+
+
+class MigrationJobFilterSet(django_filters.FilterSet):
+    state = django_filters.MultipleChoiceFilter(choices=JobState.choices)
+    vm = django_filters.ModelChoiceFilter(queryset=VM.objects.all())
+    source_host = django_filters.ModelChoiceFilter(queryset=Host.objects.all())
+    destination_host = django_filters.ModelChoiceFilter(queryset=Host.objects.all())
+
+    class Meta:
+        model = MigrationJob
+        fields = ["state", "vm", "source_host", "destination_host"]
