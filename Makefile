@@ -34,6 +34,7 @@ test: setup lint
 
 lab: setup
 	@lab/lab.sh up
+	$(PY) manage.py lab_register
 
 lab-down:
 	@lab/lab.sh down

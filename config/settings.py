@@ -100,6 +100,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web server and worker share the file: wait for the writer instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not memory, so that a Celery worker started by the end-to-end tests can share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -199,6 +201,10 @@ FERRY_HOST_QUEUES = env_bool("FERRY_HOST_QUEUES", True)
 FERRY_MIGRATION_TIMEOUT_S = int(os.environ.get("FERRY_MIGRATION_TIMEOUT_S", "3600"))
 FERRY_RECONCILE_AFTER_S = int(os.environ.get("FERRY_RECONCILE_AFTER_S", "7200"))
 FERRY_CAPABILITIES_INTERVAL_S = int(os.environ.get("FERRY_CAPABILITIES_INTERVAL_S", "300"))
+CELERY_BEAT_SCHEDULE = {
+    "monitor-hosts": {"task": "ferry.monitor_hosts", "schedule": float(FERRY_CAPABILITIES_INTERVAL_S)},
+    "reconcile-jobs": {"task": "ferry.reconcile", "schedule": 60.0},
+}
 # Global defaults for the cluster options left at "inherit".
 FERRY_DEFAULT_AUTO_CONVERGE = env_bool("FERRY_DEFAULT_AUTO_CONVERGE", False)
 FERRY_DEFAULT_COMPRESSED = env_bool("FERRY_DEFAULT_COMPRESSED", False)

@@ -1,0 +1,69 @@
+"""Register the running lab (var/lab/state.json, written by `lab/lab.sh up`) in Ferry.
+
+A cluster "lab" at 4.7 with Very large VMs, its two hosts with capabilities reported by the real
+refresh task, and the guest synced from libvirt as a VM. Idempotent.
+"""
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from clusters.models import Cluster, Host
+from clusters.services import cluster_create, host_create, host_update
+from core.audit import Actor
+from migrations_app.agent import capabilities_refresh, inventory_sync
+from policies.models import VERY_LARGE_VMS_ID
+
+ACTOR = Actor.task("lab_register")
+
+
+class Command(BaseCommand):
+    help = "Register the lab's hosts and guest in Ferry (after lab/lab.sh up)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--state", default=str(settings.BASE_DIR / "var" / "lab" / "state.json"))
+        parser.add_argument("--cluster", default="lab")
+
+    def handle(self, *args, state, cluster, **options):
+        path = Path(state)
+        if not path.exists():
+            raise CommandError(f"{path} does not exist: start the lab first (make lab).")
+        lab = json.loads(path.read_text())
+        with transaction.atomic():
+            lab_cluster = Cluster.objects.filter(name=cluster).first() or cluster_create(
+                actor=ACTOR,
+                data={
+                    "name": cluster,
+                    "description": "The two-host libvirt lab of this machine.",
+                    "compatibility_version_id": "4.7",
+                    "migration_policy_id": VERY_LARGE_VMS_ID,
+                },
+            )
+            hosts = []
+            for entry in lab["hosts"].values():
+                values = {
+                    "cluster": lab_cluster,
+                    "address": entry["address"],
+                    "libvirt_uri": entry["libvirt_uri"],
+                    "peer_uri": entry["peer_uri"],
+                    "status": "up",
+                }
+                host = Host.objects.filter(name=entry["name"]).first()
+                if host is None:
+                    # The libvirt host UUID as the host's id, so its queue name (host.<id>) is stable.
+                    host = host_create(actor=ACTOR, data={"id": entry["host_uuid"], "name": entry["name"], **values})
+                else:
+                    host = host_update(actor=ACTOR, host=host, data=values)
+                hosts.append(host)
+        for host in hosts:
+            host = capabilities_refresh(host_id=str(host.pk))
+            counts = inventory_sync(host_id=str(host.pk))
+            caps = host.capabilities
+            self.stdout.write(
+                f"{host.name}: {host.status}, libvirt {caps.get('libvirt_version')}, QEMU {caps.get('qemu_version')}, "
+                f"zero-copy {'yes' if caps.get('zerocopy_migrations') else 'no'}; VMs {counts}"
+            )
+        self.stdout.write(self.style.SUCCESS(f"Lab registered in cluster '{lab_cluster.name}'."))
