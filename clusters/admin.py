@@ -1,35 +1,155 @@
 from django.contrib import admin
 
-from clusters.models import VM, Cluster, ClusterLevel, Host
+from clusters import services
+from clusters.models import DEFAULT_LEVEL, VM, Cluster, ClusterLevel, Host
+from core.admin import ServiceAdmin
+from core.audit import Actor
+from policies.models import MigrationPolicy
+from policies.selectors import policies_offered_at
 
 
 @admin.register(ClusterLevel)
-class ClusterLevelAdmin(admin.ModelAdmin):
+class ClusterLevelAdmin(ServiceAdmin):
     list_display = ("level", "parallel_migrations_supported")
+    list_filter = ("parallel_migrations_supported",)
+    search_fields = ("level",)
+    fields = ("level", "parallel_migrations_supported")
+    readonly_fields = ("level",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def service_update(self, *, actor, obj, data, expected_version):
+        return services.level_update(
+            actor=actor,
+            level=obj,
+            parallel_migrations_supported=data.get("parallel_migrations_supported", obj.parallel_migrations_supported),
+        )
 
 
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
+class ClusterAdmin(ServiceAdmin):
     list_display = (
         "name",
         "compatibility_version",
         "migration_policy",
         "parallel_migrations_policy",
+        "migration_bandwidth",
         "migration_encrypted",
+        "version",
     )
-    list_filter = ("compatibility_version", "migration_policy")
+    list_filter = ("compatibility_version", "migration_policy", "parallel_migrations_policy", "migration_encrypted")
+    list_select_related = ("compatibility_version", "migration_policy")
     search_fields = ("name", "description")
+    readonly_fields = ("version",)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if "migration_policy" in form.base_fields:
+            form.base_fields["migration_policy"].queryset = self.offered_policies(request, obj)
+            form.base_fields[
+                "migration_policy"
+            ].help_text = (
+                "Only the policies offered at the compatibility version; save to see the choices of another version."
+            )
+        return form
+
+    def offered_policies(self, request, obj):
+        """The policies offered at the level being saved (or shown), plus the cluster's own at its stored level:
+        a cluster keeps its policy when its level loses parallel migrations."""
+        key = request.POST.get("compatibility_version") if request.method == "POST" else None
+        key = key or (obj.compatibility_version_id if obj is not None else DEFAULT_LEVEL)
+        level = ClusterLevel.objects.filter(pk=key).first()
+        if level is None:
+            return MigrationPolicy.objects.none()
+        offered = [
+            policy.pk
+            for policy in policies_offered_at(level=level.level, parallel_supported=level.parallel_migrations_supported)
+        ]
+        if obj is not None and obj.compatibility_version_id == level.level:
+            offered.append(obj.migration_policy_id)
+        return MigrationPolicy.objects.filter(pk__in=offered)
+
+    def service_create(self, *, actor, data):
+        return services.cluster_create(actor=actor, data=data)
+
+    def service_update(self, *, actor, obj, data, expected_version):
+        return services.cluster_update(actor=actor, cluster=obj, data=data, expected_version=expected_version)
+
+    def service_delete(self, *, actor, obj):
+        services.cluster_delete(actor=actor, cluster=obj)
 
 
 @admin.register(Host)
-class HostAdmin(admin.ModelAdmin):
-    list_display = ("name", "cluster", "address", "status", "capabilities_updated_at")
+class HostAdmin(ServiceAdmin):
+    list_display = ("name", "cluster", "address", "status", "zerocopy", "capabilities_updated_at", "version")
     list_filter = ("status", "cluster")
-    search_fields = ("name", "address")
+    list_select_related = ("cluster",)
+    search_fields = ("name", "address", "libvirt_uri")
+    readonly_fields = ("capabilities", "capabilities_updated_at", "version")
+    actions = ("refresh_capabilities", "set_maintenance", "activate")
+
+    @admin.display(boolean=True, description="Zero-copy")
+    def zerocopy(self, host):
+        return (host.capabilities or {}).get("zerocopy_migrations")
+
+    @admin.action(description="Refresh capabilities of the selected hosts", permissions=["change"])
+    def refresh_capabilities(self, request, queryset):
+        actor = Actor.of(request.user)
+        self.run_service(
+            request,
+            queryset,
+            lambda host: services.host_request_refresh(actor=actor, host=host),
+            done="Capabilities refresh requested",
+        )
+
+    @admin.action(description="Put the selected hosts into maintenance", permissions=["change"])
+    def set_maintenance(self, request, queryset):
+        actor = Actor.of(request.user)
+        self.run_service(
+            request,
+            queryset,
+            lambda host: services.host_set_maintenance(actor=actor, host=host),
+            done="Hosts put into maintenance",
+        )
+
+    @admin.action(description="Activate the selected hosts", permissions=["change"])
+    def activate(self, request, queryset):
+        actor = Actor.of(request.user)
+        self.run_service(
+            request, queryset, lambda host: services.host_activate(actor=actor, host=host), done="Hosts activated"
+        )
+
+    def service_create(self, *, actor, data):
+        return services.host_create(actor=actor, data=data)
+
+    def service_update(self, *, actor, obj, data, expected_version):
+        return services.host_update(actor=actor, host=obj, data=data, expected_version=expected_version)
+
+    def service_delete(self, *, actor, obj):
+        services.host_delete(actor=actor, host=obj)
 
 
 @admin.register(VM)
-class VMAdmin(admin.ModelAdmin):
-    list_display = ("name", "host", "status", "memory_mib", "vcpus", "migration_policy")
-    list_filter = ("status",)
-    search_fields = ("name", "uuid")
+class VMAdmin(ServiceAdmin):
+    list_display = ("name", "host", "cluster", "status", "memory_mib", "vcpus", "migration_policy", "version")
+    list_filter = ("status", "host__cluster", "migration_policy")
+    list_select_related = ("host__cluster", "migration_policy")
+    search_fields = ("name", "uuid", "host__name")
+    readonly_fields = ("version",)
+
+    @admin.display(ordering="host__cluster__name")
+    def cluster(self, vm):
+        return vm.host.cluster
+
+    def service_create(self, *, actor, data):
+        return services.vm_create(actor=actor, data=data)
+
+    def service_update(self, *, actor, obj, data, expected_version):
+        return services.vm_update(actor=actor, vm=obj, data=data, expected_version=expected_version)
+
+    def service_delete(self, *, actor, obj):
+        services.vm_delete(actor=actor, vm=obj)

@@ -3,10 +3,11 @@
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from clusters.models import VM, Cluster, ClusterLevel, Host, HostStatus, validate_capabilities
-from core.audit import Actor
+from core.audit import Actor, audit_record
 from core.services import object_create, object_delete, object_update
 
 ADMIN_HOST_STATUSES = (HostStatus.UP, HostStatus.MAINTENANCE)
@@ -72,6 +73,15 @@ def host_report_capabilities(*, actor: Actor, host: Host, capabilities: dict[str
     if host.status in (HostStatus.NON_OPERATIONAL, HostStatus.UNKNOWN):
         changes["status"] = HostStatus.UP
     return object_update(actor=actor, instance=host, changes=changes, action="capabilities")
+
+
+def host_request_refresh(*, actor: Actor, host: Host) -> None:
+    """Ask the host's agent to report its capabilities now; the task is sent once the audit entry is committed."""
+    from migrations_app.tasks import enqueue_refresh_capabilities
+
+    with transaction.atomic():
+        audit_record(actor=actor, action="refresh", instance=host, before=None, after=None)
+        transaction.on_commit(lambda: enqueue_refresh_capabilities(host))
 
 
 def host_mark_unreachable(*, actor: Actor, host: Host) -> Host:

@@ -1,1 +1,13 @@
-urlpatterns = []
+"""The REST API under /api/: each app's router, the OpenAPI schema and the Swagger UI (served locally)."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("", include("clusters.api.urls")),
+    path("", include("policies.api.urls")),
+    path("", include("migrations_app.api.urls")),
+    path("", include("core.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,9 +1,29 @@
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdmin, ServiceAdmin
+from core.audit import Actor
 from migrations_app.models import MigrationJob
+from migrations_app.services import migration_cancel
 
 
 @admin.register(MigrationJob)
-class MigrationJobAdmin(admin.ModelAdmin):
-    list_display = ("vm", "source_host", "destination_host", "state", "progress", "created_at")
-    list_filter = ("state",)
+class MigrationJobAdmin(ReadOnlyAdmin, ServiceAdmin):
+    """Jobs are made by POST /api/vms/{id}/migrate/ and the pages, and moved on by their host task;
+    here they are read-only, except that selected ones can be cancelled."""
+
+    list_display = ("vm", "source_host", "destination_host", "state", "progress", "created_by", "created_at")
+    list_filter = ("state", "source_host", "destination_host")
+    list_select_related = ("vm", "source_host", "destination_host", "created_by")
+    search_fields = ("vm__name", "id")
+    date_hierarchy = "created_at"
+    actions = ("cancel",)
+
+    def has_cancel_permission(self, request):
+        return request.user.has_perm("migrations_app.change_migrationjob")
+
+    @admin.action(description="Cancel the selected migrations", permissions=["cancel"])
+    def cancel(self, request, queryset):
+        actor = Actor.of(request.user)
+        self.run_service(
+            request, queryset, lambda job: migration_cancel(actor=actor, job=job), done="Migrations cancelled"
+        )

@@ -1,5 +1,7 @@
 import django_filters
 from django.db.models import Q
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from clusters.models import Cluster, ClusterLevel
 from policies.models import MigrationPolicy
@@ -31,8 +33,10 @@ class MigrationPolicyFilterSet(django_filters.FilterSet):
         ]
         return queryset.filter(pk__in=offered)
 
+    @extend_schema_field(OpenApiTypes.UUID)
     def offered_at_cluster(self, queryset, name, value):
         return self._offered(queryset, value.compatibility_version)
 
+    @extend_schema_field({"type": "string", "pattern": r"^[0-9]+\.[0-9]+$"})
     def offered_at_level(self, queryset, name, value):
         return self._offered(queryset, value)

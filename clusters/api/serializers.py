@@ -1,0 +1,118 @@
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from clusters.models import VM, Cluster, ClusterLevel, Host, address_validator, libvirt_uri_validator
+from core.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField, ecma_regex
+from core.api.serializers import FerryModelSerializer
+
+VERSION_STRING = RegexValidator(r"^[A-Za-z0-9_.+~-]*\Z", "A version string such as 9.0.0.")
+ADDRESS = ecma_regex(address_validator)
+LIBVIRT_URI = ecma_regex(libvirt_uri_validator, ascii_only=True)
+# JSON numbers beyond this lose precision in JavaScript clients.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+class ClusterLevelSerializer(FerryModelSerializer):
+    class Meta:
+        model = ClusterLevel
+        fields = ["level", "parallel_migrations_supported"]
+        read_only_fields = ["level"]
+
+
+class ClusterSerializer(FerryModelSerializer):
+    migration_policy_name = serializers.CharField(source="migration_policy.name", read_only=True)
+
+    class Meta:
+        model = Cluster
+        fields = [
+            "id",
+            "name",
+            "description",
+            "compatibility_version",
+            "migration_policy",
+            "migration_policy_name",
+            "migration_bandwidth",
+            "migration_bandwidth_custom_mbps",
+            "migration_auto_converge",
+            "migration_compressed",
+            "migration_encrypted",
+            "parallel_migrations_policy",
+            "custom_parallel_migrations",
+            "error_handling",
+            "version",
+        ]
+        read_only_fields = ["id", "version"]
+
+
+class CapabilitiesSerializer(serializers.Serializer):
+    """What a host agent reports. Unknown keys are ignored; a missing or null value means unknown."""
+
+    libvirt_version = StrictCharField(
+        max_length=64, allow_blank=True, allow_null=True, required=False, validators=[VERSION_STRING]
+    )
+    qemu_version = StrictCharField(
+        max_length=64, allow_blank=True, allow_null=True, required=False, validators=[VERSION_STRING]
+    )
+    agent_version = StrictCharField(
+        max_length=64, allow_blank=True, allow_null=True, required=False, validators=[VERSION_STRING]
+    )
+    zerocopy_migrations = StrictBooleanField(allow_null=True, required=False)
+    parallel_migrations = StrictBooleanField(allow_null=True, required=False)
+    cpu_count = StrictIntegerField(min_value=0, max_value=MAX_SAFE_INTEGER, allow_null=True, required=False)
+    memory_mib = StrictIntegerField(min_value=0, max_value=MAX_SAFE_INTEGER, allow_null=True, required=False)
+    link_speed_mbps = StrictIntegerField(min_value=0, max_value=MAX_SAFE_INTEGER, allow_null=True, required=False)
+
+
+@extend_schema_field(CapabilitiesSerializer)
+class CapabilitiesField(serializers.JSONField):
+    """The last report, read-only on hosts (PUT /api/hosts/{id}/capabilities/ stores a new one)."""
+
+
+class HostSerializer(FerryModelSerializer):
+    capabilities = CapabilitiesField(read_only=True)
+
+    class Meta:
+        model = Host
+        fields = [
+            "id",
+            "name",
+            "cluster",
+            "address",
+            "libvirt_uri",
+            "peer_uri",
+            "status",
+            "capabilities",
+            "capabilities_updated_at",
+            "version",
+        ]
+        read_only_fields = ["id", "capabilities_updated_at", "version"]
+        extra_kwargs = {
+            "address": {"validators": [ADDRESS]},
+            "libvirt_uri": {"validators": [LIBVIRT_URI]},
+            "peer_uri": {"validators": [LIBVIRT_URI]},
+            "status": {"help_text": "Admins set up or maintenance; monitoring sets non_operational and unknown."},
+        }
+
+
+class VMSerializer(FerryModelSerializer):
+    cluster = serializers.UUIDField(source="host.cluster_id", read_only=True, help_text="The host's cluster.")
+
+    class Meta:
+        model = VM
+        fields = [
+            "id",
+            "name",
+            "uuid",
+            "host",
+            "cluster",
+            "memory_mib",
+            "vcpus",
+            "status",
+            "migration_policy",
+            "parallel_migrations_policy",
+            "custom_parallel_migrations",
+            "migration_encrypted",
+            "version",
+        ]
+        read_only_fields = ["id", "version"]

@@ -1,0 +1,175 @@
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from clusters import services
+from clusters.api.serializers import (
+    CapabilitiesSerializer,
+    ClusterLevelSerializer,
+    ClusterSerializer,
+    HostSerializer,
+    VMSerializer,
+)
+from clusters.filtersets import ClusterFilterSet, HostFilterSet, VMFilterSet
+from clusters.models import VM, Cluster, ClusterLevel, Host
+from core.api.schema import ErrorSerializer
+from core.api.views import FerryModelViewSet
+from core.audit import Actor
+from migrations_app.api.serializers import DestinationSerializer, MigrationJobSerializer, PlanSerializer
+from migrations_app.selectors import migration_plan, vm_for_planning
+from migrations_app.services import migration_start
+
+
+class ClusterLevelViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+):
+    """Compatibility levels, by their key (/api/cluster-levels/4.7/); only parallel_migrations_supported changes."""
+
+    queryset = ClusterLevel.objects.all()
+    serializer_class = ClusterLevelSerializer
+    lookup_field = "level"
+    lookup_value_regex = r"[0-9]+\.[0-9]+"
+
+    def perform_update(self, serializer):
+        level = serializer.instance
+        serializer.instance = services.level_update(
+            actor=Actor.of(self.request.user),
+            level=level,
+            parallel_migrations_supported=serializer.validated_data.get(
+                "parallel_migrations_supported", level.parallel_migrations_supported
+            ),
+        )
+
+
+@extend_schema_view(
+    create=extend_schema(description="A policy not offered at the cluster's compatibility version is refused (400)."),
+    update=extend_schema(description="A policy not offered at the cluster's compatibility version is refused (400)."),
+    partial_update=extend_schema(
+        description="A policy not offered at the cluster's compatibility version is refused (400)."
+    ),
+)
+class ClusterViewSet(FerryModelViewSet):
+    """Clusters: a compatibility version, a migration policy and the cluster's migration options."""
+
+    queryset = Cluster.objects.select_related("compatibility_version", "migration_policy")
+    serializer_class = ClusterSerializer
+    filterset_class = ClusterFilterSet
+
+    def perform_create(self, serializer):
+        serializer.instance = services.cluster_create(actor=self.actor, data=serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.cluster_update(
+            actor=self.actor,
+            cluster=serializer.instance,
+            data=serializer.validated_data,
+            expected_version=self.expected_version(serializer.instance),
+        )
+
+    def perform_destroy(self, instance):
+        services.cluster_delete(actor=self.actor, cluster=instance, expected_version=self.expected_version(instance))
+
+
+class RefreshAcceptedSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class HostViewSet(FerryModelViewSet):
+    """Hypervisors. Capabilities are read-only here: hosts report them with PUT .../capabilities/."""
+
+    queryset = Host.objects.all()
+    serializer_class = HostSerializer
+    filterset_class = HostFilterSet
+    action_permissions = {"capabilities": ["clusters.change_host"], "refresh": ["clusters.change_host"]}
+
+    def perform_create(self, serializer):
+        serializer.instance = services.host_create(actor=self.actor, data=serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.host_update(
+            actor=self.actor,
+            host=serializer.instance,
+            data=serializer.validated_data,
+            expected_version=self.expected_version(serializer.instance),
+        )
+
+    def perform_destroy(self, instance):
+        services.host_delete(actor=self.actor, host=instance, expected_version=self.expected_version(instance))
+
+    @extend_schema(request=CapabilitiesSerializer, responses={200: HostSerializer})
+    @action(detail=True, methods=["put"])
+    def capabilities(self, request, pk=None):
+        """Store a host agent's capabilities report; a host that reports is reachable again."""
+        host = self.get_object()
+        report = CapabilitiesSerializer(data=request.data)
+        report.is_valid(raise_exception=True)
+        host = services.host_report_capabilities(actor=self.actor, host=host, capabilities=dict(report.validated_data))
+        return Response(self.get_serializer(host).data)
+
+    @extend_schema(request=None, responses={202: RefreshAcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def refresh(self, request, pk=None):
+        """Ask the host's agent to report its capabilities now (a task on the host's queue)."""
+        host = self.get_object()
+        services.host_request_refresh(actor=self.actor, host=host)
+        return Response(
+            {"detail": f"{host.name} was asked to report its capabilities."}, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class VMViewSet(FerryModelViewSet):
+    """Virtual machines. Preview a migration with GET .../migration-plan/, start it with POST .../migrate/."""
+
+    queryset = VM.objects.select_related("host")
+    serializer_class = VMSerializer
+    filterset_class = VMFilterSet
+    action_permissions = {"migrate": ["migrations_app.add_migrationjob"]}
+
+    def perform_create(self, serializer):
+        serializer.instance = services.vm_create(actor=self.actor, data=serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.vm_update(
+            actor=self.actor,
+            vm=serializer.instance,
+            data=serializer.validated_data,
+            expected_version=self.expected_version(serializer.instance),
+        )
+
+    def perform_destroy(self, instance):
+        services.vm_delete(actor=self.actor, vm=instance, expected_version=self.expected_version(instance))
+
+    @extend_schema(parameters=[DestinationSerializer], responses={200: PlanSerializer})
+    @action(detail=True, methods=["get"], url_path="migration-plan")
+    def migration_plan(self, request, pk=None):
+        """The plan for migrating this VM to destination_host: libvirt flags and params, and every decision."""
+        vm = vm_for_planning(self.get_object().pk)
+        query = DestinationSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        destination = query.validated_data["destination_host"]
+        if destination.pk == vm.host_id:
+            raise serializers.ValidationError({"destination_host": ["The destination is the VM's current host."]})
+        if destination.cluster_id != vm.host.cluster_id:
+            raise serializers.ValidationError({"destination_host": ["The destination host is in another cluster."]})
+        return Response(migration_plan(vm=vm, destination=destination).to_dict())
+
+    @extend_schema(
+        request=DestinationSerializer,
+        responses={
+            202: MigrationJobSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The VM already has an active migration."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def migrate(self, request, pk=None):
+        """Start a migration: the plan is frozen on a new queued job, and the source host's task is sent on commit.
+
+        400 if the VM is not up, or the destination is the source, in another cluster, or not up;
+        409 if the VM already has an active migration.
+        """
+        vm = vm_for_planning(self.get_object().pk)
+        body = DestinationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = migration_start(actor=self.actor, vm=vm, destination=body.validated_data["destination_host"])
+        return Response(MigrationJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

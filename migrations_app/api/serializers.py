@@ -1,0 +1,132 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from clusters.models import Host
+from core.api.fields import StrictPrimaryKeyRelatedField
+from migrations_app.models import MigrationJob
+
+DECISION_CODES = (
+    "parallel_enforced",
+    "zerocopy_disabled_encryption",
+    "zerocopy_unsupported_host",
+    "parallel_unsupported_host",
+    "parallel_unsupported_level",
+    "zerocopy_unsupported_level",
+    "compression_disabled",
+    "postcopy_removed",
+    "parallel_fallback",
+)
+LIBVIRT_PARAMS_SCHEMA = {
+    "type": "object",
+    "description": "libvirt's typed migration parameters, by their libvirt key.",
+    "properties": {
+        "migrate_uri": {"type": "string"},
+        "parallel.connections": {"type": "integer", "minimum": 2, "maximum": 255},
+        "bandwidth": {"type": "integer", "minimum": 1, "description": "MiB/s"},
+        "tls.destination": {"type": "string"},
+    },
+    "required": ["migrate_uri"],
+    "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+}
+
+
+class PlanPolicySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class PlanActionSerializer(serializers.Serializer):
+    name = serializers.ChoiceField(choices=["setDowntime", "postcopy", "abort"])
+    params = serializers.ListField(child=serializers.CharField())
+
+
+class PlanStallingStepSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(help_text="Memory iterations; -1 for the policy's last actions.")
+    action = PlanActionSerializer()
+
+
+class PlanScheduleSerializer(serializers.Serializer):
+    init = PlanActionSerializer(many=True)
+    stalling = PlanStallingStepSerializer(many=True)
+
+
+@extend_schema_field(LIBVIRT_PARAMS_SCHEMA)
+class LibvirtParamsField(serializers.JSONField):
+    pass
+
+
+class PlanLibvirtSerializer(serializers.Serializer):
+    destination_uri = serializers.CharField()
+    flags = serializers.ListField(child=serializers.CharField(), help_text="libvirt's VIR_MIGRATE_* constant names.")
+    params = LibvirtParamsField()
+
+
+class PlanDecisionSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=DECISION_CODES)
+    message = serializers.CharField()
+
+
+class PlanSerializer(serializers.Serializer):
+    """The resolver's plan: exactly what libvirt receives, and every decision made silently."""
+
+    policy = PlanPolicySerializer()
+    zerocopy = serializers.BooleanField()
+    parallel_connections = serializers.IntegerField(allow_null=True)
+    encrypted = serializers.BooleanField()
+    compressed = serializers.BooleanField()
+    auto_converge = serializers.BooleanField()
+    post_copy = serializers.BooleanField()
+    max_bandwidth_mib_s = serializers.IntegerField(allow_null=True)
+    incoming_limit = serializers.IntegerField()
+    outgoing_limit = serializers.IntegerField()
+    convergence_schedule = PlanScheduleSerializer()
+    libvirt = PlanLibvirtSerializer()
+    decisions = PlanDecisionSerializer(many=True)
+
+
+class JobErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+@extend_schema_field(PlanSerializer)
+class PlanField(serializers.JSONField):
+    """The plan frozen on the job when it was created, as the resolver returned it."""
+
+
+@extend_schema_field(JobErrorSerializer(allow_null=True))
+class JobErrorField(serializers.JSONField):
+    pass
+
+
+class MigrationJobSerializer(serializers.ModelSerializer):
+    plan = PlanField(read_only=True)
+    error = JobErrorField(read_only=True, allow_null=True)
+    stats = serializers.JSONField(read_only=True, help_text="The last job statistics libvirt reported.")
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = MigrationJob
+        fields = [
+            "id",
+            "vm",
+            "source_host",
+            "destination_host",
+            "state",
+            "progress",
+            "plan",
+            "error",
+            "stats",
+            "cancel_requested",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class DestinationSerializer(serializers.Serializer):
+    destination_host = StrictPrimaryKeyRelatedField(
+        queryset=Host.objects.select_related("cluster"), help_text="The host to migrate the VM to."
+    )
