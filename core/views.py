@@ -1,9 +1,221 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""The dashboard, and the generic list, detail, edit and delete views the object pages are made of.
 
-from core.selectors import dashboard_summary
+Views stay thin: they parse input with a form, call a service with the request's Actor, and turn
+what the service says (ValidationError, StaleVersion, PermissionDenied) into messages on the page.
+Reads need the model's view permission, writes its add/change/delete permission; the templates
+hide what a user may not do, and these views refuse it anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import models
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views import View
+
+from core.audit import Actor
+from core.forms import VersionedModelForm, apply_validation_error
+from core.selectors import dashboard_summary, object_history
+from core.services import StaleVersion
 
 
 @login_required
 def dashboard(request):
     return render(request, "core/dashboard.html", dashboard_summary())
+
+
+def model_permission(model: type[models.Model], action: str) -> str:
+    return f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+
+
+class ModelPermissionMixin(LoginRequiredMixin, PermissionRequiredMixin):
+    """Anonymous users go to the login page; logged-in users without the permission get 403."""
+
+    model: ClassVar[type[models.Model]]
+    action: ClassVar[str] = "view"
+
+    def get_permission_required(self):
+        return (model_permission(self.model, self.action),)
+
+
+def filter_form_widgets(form: forms.Form) -> forms.Form:
+    """Multiple-choice filters as checkbox lists, which read better than multi-selects."""
+    for field in form.fields.values():
+        if isinstance(field.widget, forms.SelectMultiple):
+            field.widget = forms.CheckboxSelectMultiple(choices=field.choices)
+    return form
+
+
+class ObjectListView(ModelPermissionMixin, View):
+    """A filtered, paginated table. With htmx, only the results are sent back."""
+
+    queryset: ClassVar[models.QuerySet]
+    filterset_class: ClassVar[type]
+    template_name: ClassVar[str]
+    paginate_by: ClassVar[int] = 50
+
+    def get_queryset(self) -> models.QuerySet:
+        queryset = self.queryset.all()
+        # Aggregates drop Meta.ordering; pages need a stable order.
+        return queryset if queryset.ordered else queryset.order_by(*(self.model._meta.ordering or ["pk"]))
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        filterset = self.filterset_class(request.GET, queryset=self.get_queryset(), request=request)
+        filter_form_widgets(filterset.form)
+        page = Paginator(filterset.qs, self.paginate_by).get_page(request.GET.get("page"))
+        query = request.GET.copy()
+        query.pop("page", None)
+        context = {
+            "filterset": filterset,
+            "filter_form": filterset.form,
+            "page": page,
+            "objects": page.object_list,
+            "query": query.urlencode(),
+            "filtered": any(value for key, value in request.GET.items() if key != "page"),
+            "model_opts": self.model._meta,
+        }
+        template = self.template_name
+        if request.htmx and request.htmx.target == "results":
+            template += "#results"
+        return render(request, template, context)
+
+
+class ObjectDetailView(ModelPermissionMixin, View):
+    queryset: ClassVar[models.QuerySet]
+    template_name: ClassVar[str]
+    context_object_name: ClassVar[str] = "object"
+
+    def get_context_data(self, obj: models.Model) -> dict[str, Any]:
+        return {}
+
+    def get(self, request: HttpRequest, pk) -> HttpResponse:
+        obj = get_object_or_404(self.queryset, pk=pk)
+        context = {"object": obj, self.context_object_name: obj, "history": object_history(obj)}
+        context |= self.get_context_data(obj)
+        return render(request, self.template_name, context)
+
+
+class ObjectEditView(ModelPermissionMixin, View):
+    """Add (no pk) or edit an object through its create/update service, refusing stale edits."""
+
+    queryset: ClassVar[models.QuerySet]
+    form_class: ClassVar[type[VersionedModelForm]]
+    template_name: ClassVar[str]
+    detail_url_name: ClassVar[str]
+    list_url_name: ClassVar[str]
+
+    def get_permission_required(self):
+        return (model_permission(self.model, "change" if "pk" in self.kwargs else "add"),)
+
+    def create(self, *, actor: Actor, data: dict[str, Any]) -> models.Model:
+        raise NotImplementedError
+
+    def update(self, *, actor: Actor, obj: models.Model, data: dict[str, Any], expected_version: int | None):
+        raise NotImplementedError
+
+    def get_object(self, pk) -> models.Model | None:
+        return None if pk is None else get_object_or_404(self.queryset, pk=pk)
+
+    def get_initial(self) -> dict[str, Any]:
+        return {}
+
+    def get_form(self, obj: models.Model | None, data=None) -> VersionedModelForm:
+        return self.form_class(data, instance=obj, initial=self.get_initial() if obj is None else None)
+
+    def get_context_data(self, form: VersionedModelForm, obj: models.Model | None) -> dict[str, Any]:
+        return {}
+
+    def render_form(self, form, obj, **extra) -> HttpResponse:
+        context = {"form": form, "object": obj, "model_opts": self.model._meta, **extra}
+        context |= self.get_context_data(form, obj)
+        return render(self.request, self.template_name, context)
+
+    def get(self, request: HttpRequest, pk=None) -> HttpResponse:
+        obj = self.get_object(pk)
+        return self.render_form(self.get_form(obj), obj)
+
+    def post(self, request: HttpRequest, pk=None) -> HttpResponse:
+        obj = self.get_object(pk)
+        form = self.get_form(obj, request.POST)
+        if not form.is_valid():
+            return self.render_form(form, obj)
+        actor = Actor.of(request.user)
+        verbose = self.model._meta.verbose_name
+        try:
+            if obj is None:
+                saved = self.create(actor=actor, data=form.service_data())
+            else:
+                saved = self.update(
+                    actor=actor, obj=obj, data=form.service_data(), expected_version=form.cleaned_data.get("version")
+                )
+        except StaleVersion as stale:
+            if stale.current is None:
+                messages.error(request, f"This {verbose} was deleted by someone else while you were editing it.")
+                return redirect(self.list_url_name)
+            return self.render_stale(form, stale.current)
+        except ValidationError as error:
+            apply_validation_error(form, error)
+            return self.render_form(form, obj)
+        messages.success(request, f"{'Created' if obj is None else 'Saved'} {verbose} {saved}.")
+        return redirect(self.detail_url_name, pk=saved.pk)
+
+    def render_stale(self, refused: VersionedModelForm, current: models.Model) -> HttpResponse:
+        """Keep the user's values, move the form to the stored version, and list what changed."""
+        changes = refused.changes_since_loaded(current)
+        data = self.request.POST.copy()
+        fresh = self.form_class(instance=current)
+        data["version"] = str(current.version)
+        data["loaded_values"] = fresh.initial["loaded_values"]
+        form = self.get_form(current, data)
+        return self.render_form(form, current, stale_changes=changes, stale_version=current.version)
+
+
+class ObjectDeleteView(ModelPermissionMixin, View):
+    """GET asks for confirmation, POST deletes through the service."""
+
+    action = "delete"
+    queryset: ClassVar[models.QuerySet]
+    template_name: ClassVar[str] = "core/object_delete.html"
+    detail_url_name: ClassVar[str]
+    list_url_name: ClassVar[str]
+
+    def delete(self, *, actor: Actor, obj: models.Model, expected_version: int | None) -> None:
+        raise NotImplementedError
+
+    def get_context_data(self, obj: models.Model) -> dict[str, Any]:
+        return {}
+
+    def get(self, request: HttpRequest, pk) -> HttpResponse:
+        obj = get_object_or_404(self.queryset, pk=pk)
+        context = {
+            "object": obj,
+            "model_opts": self.model._meta,
+            "cancel_url": reverse(self.detail_url_name, kwargs={"pk": obj.pk}),
+        }
+        return render(request, self.template_name, context | self.get_context_data(obj))
+
+    def post(self, request: HttpRequest, pk) -> HttpResponse:
+        obj = get_object_or_404(self.queryset, pk=pk)
+        verbose = self.model._meta.verbose_name
+        version = request.POST.get("version", "")
+        try:
+            self.delete(
+                actor=Actor.of(request.user), obj=obj, expected_version=int(version) if version.isdigit() else None
+            )
+        except StaleVersion:
+            messages.error(request, f"This {verbose} changed since you asked to delete it; check it and try again.")
+            return redirect(self.detail_url_name, pk=obj.pk)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect(self.detail_url_name, pk=obj.pk)
+        messages.success(request, f"Deleted {verbose} {obj}.")
+        return redirect(self.list_url_name)

@@ -1,1 +1,13 @@
-urlpatterns = []
+from django.urls import path
+
+from policies import views
+
+app_name = "policies"
+
+urlpatterns = [
+    path("policies/", views.PolicyListView.as_view(), name="policy_list"),
+    path("policies/add/", views.PolicyEditView.as_view(), name="policy_add"),
+    path("policies/<uuid:pk>/", views.PolicyDetailView.as_view(), name="policy_detail"),
+    path("policies/<uuid:pk>/edit/", views.PolicyEditView.as_view(), name="policy_edit"),
+    path("policies/<uuid:pk>/delete/", views.PolicyDeleteView.as_view(), name="policy_delete"),
+]

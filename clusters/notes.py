@@ -1,0 +1,150 @@
+"""Plain-English notes on what a cluster's migration options will silently turn into.
+
+A pure function over the values chosen in the cluster form. It follows the resolver's rules
+(migrations_app/resolver.py) and uses the same decision codes, so the form tells an admin
+beforehand what every migration's plan will later report. What depends on the VM or the link
+speed is said with "when"; what depends on the hosts is said only when their reports are known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from migrations_app.resolver import MBIT_PER_CONNECTION, Defaults, PolicyValues
+from policies.convergence import has_postcopy
+
+NO_DEFAULTS = Defaults()
+PARALLEL_LABELS = {"disabled": "Disabled", "auto": "Auto", "auto_parallel": "Auto Parallel", "custom": "Custom"}
+
+
+@dataclass(frozen=True)
+class Note:
+    code: str
+    message: str
+
+
+def _tri(value: str, inherited: bool) -> bool:
+    return inherited if value == "inherit" else value == "true"
+
+
+def cluster_notes(
+    *,
+    policy: PolicyValues,
+    level: str,
+    parallel_supported: bool,
+    parallel: str,
+    bandwidth: str,
+    bandwidth_custom_mbps: int | None,
+    encrypted: str,
+    compressed: str,
+    defaults: Defaults = NO_DEFAULTS,
+    hosts_without_zerocopy: tuple[str, ...] = (),
+    hosts_without_parallel: tuple[str, ...] = (),
+) -> list[Note]:
+    """What the resolver will decide for every migration in a cluster with these options."""
+    notes: list[Note] = []
+
+    def note(code: str, message: str) -> None:
+        notes.append(Note(code, message))
+
+    if parallel != "disabled" and not parallel_supported:
+        note(
+            "parallel_unsupported_level",
+            f"Compatibility version {level} does not support parallel migrations: "
+            f"the parallel setting {PARALLEL_LABELS.get(parallel, parallel)} is ignored.",
+        )
+        parallel = "disabled"
+
+    is_encrypted = _tri(encrypted, defaults.encrypted)
+    zerocopy = False
+    if policy.zerocopy:
+        if not parallel_supported:
+            note(
+                "zerocopy_unsupported_level",
+                f"Compatibility version {level} does not support parallel migrations: "
+                f"{policy.name} will migrate without zero-copy.",
+            )
+        elif is_encrypted:
+            source = " (the global default)" if encrypted == "inherit" else ""
+            note("zerocopy_disabled_encryption", f"Encryption is on{source}: zero-copy will not be used.")
+        else:
+            zerocopy = True
+    if zerocopy and parallel in ("disabled", "auto"):
+        if parallel == "disabled":
+            message = "Parallel migrations are disabled: they will be enabled automatically for this policy."
+        else:
+            message = (
+                "Parallel migrations are Auto: this policy needs them, so Auto Parallel is used "
+                "(at least 2 connections)."
+            )
+        note("parallel_enforced", message)
+        parallel = "auto_parallel"
+    if zerocopy and hosts_without_zerocopy:
+        note(
+            "zerocopy_unsupported_host",
+            f"{_hosts(hosts_without_zerocopy)} not reported zero-copy support: "
+            "migrations from there run without zero-copy.",
+        )
+    if parallel != "disabled" and hosts_without_parallel:
+        note(
+            "parallel_unsupported_host",
+            f"{_hosts(hosts_without_parallel)} no parallel migrations: migrations from there are not parallel.",
+        )
+
+    parallel_for_sure, parallel_maybe = _parallel(
+        note, parallel, bandwidth, bandwidth_custom_mbps, max(1, policy.max_migrations)
+    )
+    when = "" if parallel_for_sure else " when a migration runs in parallel"
+    if parallel_for_sure or parallel_maybe:
+        if policy.migration_compression == "inherit":
+            is_compressed = _tri(compressed, defaults.compressed)
+            whose = "Compression is on"
+        else:
+            is_compressed = policy.migration_compression == "true"
+            whose = f"{policy.name} compresses migrations"
+        if is_compressed:
+            note(
+                "compression_disabled",
+                f"{whose}, but parallel migrations are not compressed: compression is switched off{when}.",
+            )
+        if has_postcopy(policy.convergence):
+            note(
+                "postcopy_removed",
+                f"{policy.name} switches to post-copy when a migration stalls, which parallel migrations "
+                f"cannot do: those steps are removed{when}.",
+            )
+    return notes
+
+
+def _hosts(names: tuple[str, ...]) -> str:
+    shown = ", ".join(sorted(names)[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"Host {shown} has" if len(names) == 1 else f"Hosts {shown} have"
+
+
+def _parallel(note, parallel: str, bandwidth: str, custom_mbps: int | None, max_migrations: int) -> tuple[bool, bool]:
+    """Whether migrations will be parallel: (always, only sometimes). Notes the automatic fallback."""
+    if parallel == "disabled":
+        return False, False
+    if parallel == "custom":
+        return True, False
+    outcome = "2 connections are used" if parallel == "auto_parallel" else "the migration is not parallel"
+    if bandwidth == "hypervisor_default":
+        note(
+            "parallel_fallback",
+            f"Bandwidth is the hypervisor default, so the number of parallel connections cannot be derived: {outcome}.",
+        )
+        return parallel == "auto_parallel", False
+    if bandwidth == "custom" and custom_mbps:
+        per_migration = (custom_mbps // 8) // max_migrations
+        automatic = per_migration * 8 // MBIT_PER_CONNECTION
+        if automatic < 2:
+            note(
+                "parallel_fallback",
+                f"{custom_mbps} Mbit/s shared by {max_migrations} migration(s) is {per_migration} MiB/s each, "
+                f"too little for 2 automatic connections (one per 10 Gbit/s): {outcome}.",
+            )
+            return parallel == "auto_parallel", False
+        return True, False
+    if parallel == "auto_parallel":
+        return True, False
+    return False, True

@@ -1,0 +1,121 @@
+"""Pages for migrations: the Migrate form with its plan preview, the job list and a job's progress."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from clusters.models import VM
+from core.audit import Actor
+from core.forms import apply_validation_error
+from core.views import ObjectListView
+from migrations_app import services
+from migrations_app.filtersets import MigrationJobFilterSet
+from migrations_app.forms import MigrateForm
+from migrations_app.models import ACTIVE_STATES, MigrationJob
+from migrations_app.selectors import job_list, migration_plan, vm_for_planning
+from migrations_app.services import MigrationConflict
+
+
+def _planning_vm(pk) -> VM:
+    try:
+        return vm_for_planning(pk)
+    except VM.DoesNotExist:
+        raise Http404("No such VM.") from None
+
+
+def _preview_context(vm: VM, form: MigrateForm) -> dict:
+    destination = form.destination()
+    plan = None
+    if destination is not None and destination.cluster_id == vm.host.cluster_id and destination.pk != vm.host_id:
+        plan = migration_plan(vm=vm, destination=destination).to_dict()
+    return {"vm": vm, "form": form, "destination": destination, "plan": plan}
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("migrations_app.add_migrationjob", raise_exception=True)
+def vm_migrate(request, pk):
+    vm = _planning_vm(pk)
+    active = MigrationJob.objects.filter(vm=vm, state__in=ACTIVE_STATES).first()
+    form = MigrateForm(request.POST if request.method == "POST" else None, vm=vm)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.migration_start(
+                actor=Actor.of(request.user), vm=vm, destination=form.cleaned_data["destination_host"]
+            )
+        except MigrationConflict as conflict:
+            active = MigrationJob.objects.filter(vm=vm, state__in=ACTIVE_STATES).first()
+            link = reverse("migrations:job_detail", kwargs={"pk": active.pk}) if active else "/migrations/"
+            messages.error(request, format_html('{} <a href="{}">See the running migration.</a>', conflict, link))
+        except ValidationError as error:
+            apply_validation_error(form, error)
+        else:
+            messages.success(request, f"Migration of {vm} to {job.destination_host} is queued.")
+            return redirect("migrations:job_detail", pk=job.pk)
+    context = _preview_context(vm, form) | {"active_job": active}
+    return render(request, "migrations_app/vm_migrate.html", context)
+
+
+@require_GET
+@login_required
+@permission_required("clusters.view_vm", raise_exception=True)
+def vm_migration_plan(request, pk):
+    """The plan preview for the destination chosen in the Migrate form (an htmx fragment)."""
+    vm = _planning_vm(pk)
+    form = MigrateForm(request.GET, vm=vm)
+    return render(request, "migrations_app/vm_migrate.html#preview", _preview_context(vm, form))
+
+
+class JobListView(ObjectListView):
+    model = MigrationJob
+    queryset = job_list()
+    filterset_class = MigrationJobFilterSet
+    template_name = "migrations_app/job_list.html"
+
+
+def _job(pk) -> MigrationJob:
+    return get_object_or_404(job_list(), pk=pk)
+
+
+@require_GET
+@login_required
+@permission_required("migrations_app.view_migrationjob", raise_exception=True)
+def job_detail(request, pk):
+    return render(request, "migrations_app/job_detail.html", {"job": _job(pk)})
+
+
+@require_GET
+@login_required
+@permission_required("migrations_app.view_migrationjob", raise_exception=True)
+def job_status(request, pk):
+    """The job's live status card; htmx polls it every second and stops once the job has ended."""
+    job = _job(pk)
+    response = render(request, "migrations_app/job_detail.html#status", {"job": job})
+    if job.is_active:
+        return response
+    return HttpResponseStopPolling(response.content)
+
+
+@require_POST
+@login_required
+@permission_required("migrations_app.change_migrationjob", raise_exception=True)
+def job_cancel(request, pk):
+    job = _job(pk)
+    try:
+        job = services.migration_cancel(actor=Actor.of(request.user), job=job)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        if job.is_active:
+            messages.success(request, "Cancel requested: the host is stopping the migration.")
+        else:
+            messages.success(request, "Migration cancelled.")
+    return redirect("migrations:job_detail", pk=job.pk)
