@@ -47,6 +47,11 @@ class ClusterListView(ObjectListView):
     )
     filterset_class = ClusterFilterSet
     template_name = "clusters/cluster_list.html"
+    filter_labels = {
+        "parallel_migrations_policy": "Parallel migrations",
+        "migration_encrypted": "Encryption",
+        "migration_bandwidth": "Bandwidth",
+    }
 
 
 class ClusterDetailView(ObjectDetailView):

@@ -48,10 +48,15 @@ class ModelPermissionMixin(LoginRequiredMixin, PermissionRequiredMixin):
 
 
 def filter_form_widgets(form: forms.Form) -> forms.Form:
-    """Multiple-choice filters as checkbox lists, which read better than multi-selects."""
+    """Multiple-choice filters as checkbox lists, which read better than multi-selects; "Any" for no filter."""
     for field in form.fields.values():
         if isinstance(field.widget, forms.SelectMultiple):
             field.widget = forms.CheckboxSelectMultiple(choices=field.choices)
+        elif isinstance(field.widget, forms.NullBooleanSelect):
+            field.widget.choices = [("unknown", "Any"), ("true", "Yes"), ("false", "No")]
+        elif isinstance(field, forms.ModelChoiceField):
+            field.empty_label = "Any"
+            field.widget.choices = field.choices
     return form
 
 
@@ -62,15 +67,23 @@ class ObjectListView(ModelPermissionMixin, View):
     filterset_class: ClassVar[type]
     template_name: ClassVar[str]
     paginate_by: ClassVar[int] = 50
+    filter_labels: ClassVar[dict[str, str]] = {}
 
     def get_queryset(self) -> models.QuerySet:
         queryset = self.queryset.all()
         # Aggregates drop Meta.ordering; pages need a stable order.
         return queryset if queryset.ordered else queryset.order_by(*(self.model._meta.ordering or ["pk"]))
 
+    def get_context_data(self, page) -> dict[str, Any]:
+        return {}
+
     def get(self, request: HttpRequest) -> HttpResponse:
         filterset = self.filterset_class(request.GET, queryset=self.get_queryset(), request=request)
         filter_form_widgets(filterset.form)
+        filterset.form.order_fields(["q"])
+        for name, label in self.filter_labels.items():
+            if name in filterset.form.fields:
+                filterset.form.fields[name].label = label
         page = Paginator(filterset.qs, self.paginate_by).get_page(request.GET.get("page"))
         query = request.GET.copy()
         query.pop("page", None)
@@ -80,9 +93,10 @@ class ObjectListView(ModelPermissionMixin, View):
             "page": page,
             "objects": page.object_list,
             "query": query.urlencode(),
-            "filtered": any(value for key, value in request.GET.items() if key != "page"),
+            "filtered": any(value not in ("", "unknown") for key, value in request.GET.items() if key != "page"),
             "model_opts": self.model._meta,
         }
+        context |= self.get_context_data(page)
         template = self.template_name
         if request.htmx and request.htmx.target == "results":
             template += "#results"

@@ -80,6 +80,9 @@ class JobListView(ObjectListView):
     filterset_class = MigrationJobFilterSet
     template_name = "migrations_app/job_list.html"
 
+    def get_context_data(self, page):
+        return {"live": any(job.is_active for job in page.object_list)}
+
 
 def _job(pk) -> MigrationJob:
     return get_object_or_404(job_list(), pk=pk)

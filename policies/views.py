@@ -21,6 +21,7 @@ class PolicyListView(ObjectListView):
     )
     filterset_class = MigrationPolicyFilterSet
     template_name = "policies/policy_list.html"
+    filter_labels = {"builtin": "Built-in", "zerocopy": "Zero-copy"}
 
 
 class PolicyDetailView(ObjectDetailView):
