@@ -14,6 +14,7 @@ from clusters.models import (
     VMStatus,
 )
 from core.choices import TriState
+from core.filtersets import StrictBooleanFilter, StrictUUIDFilter
 from policies.models import MigrationPolicy
 
 
@@ -37,7 +38,7 @@ class HostFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     cluster = django_filters.ModelMultipleChoiceFilter(queryset=Cluster.objects.all())
     status = django_filters.MultipleChoiceFilter(choices=HostStatus.choices)
-    zerocopy = django_filters.BooleanFilter(method="filter_zerocopy", label="Supports zero-copy")
+    zerocopy = StrictBooleanFilter(method="filter_zerocopy", label="Supports zero-copy")
 
     class Meta:
         model = Host
@@ -57,6 +58,7 @@ class VMFilterSet(django_filters.FilterSet):
     cluster = django_filters.ModelMultipleChoiceFilter(field_name="host__cluster", queryset=Cluster.objects.all())
     status = django_filters.MultipleChoiceFilter(choices=VMStatus.choices)
     migration_policy = django_filters.ModelMultipleChoiceFilter(queryset=MigrationPolicy.objects.all())
+    uuid = StrictUUIDFilter()
 
     class Meta:
         model = VM

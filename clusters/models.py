@@ -65,14 +65,15 @@ class _OriginalValuesMixin:
     @classmethod
     def from_db(cls, db, field_names, values, *args, **kwargs):
         instance = super().from_db(db, field_names, values, *args, **kwargs)
-        instance._original = {name: getattr(instance, name, None) for name in cls.tracked_fields}
+        # Only fields that were loaded: reading a deferred one here would query, and recurse.
+        instance._original = {name: getattr(instance, name) for name in cls.tracked_fields if name in field_names}
         return instance
 
     def changed(self, *names: str) -> bool:
         original = getattr(self, "_original", None)
         if original is None:
             return True
-        return any(original.get(name) != getattr(self, name) for name in names)
+        return any(name not in original or original[name] != getattr(self, name) for name in names)
 
 
 def _check_parallel_count(policy: str, count: int | None, *, field: str) -> dict[str, str]:

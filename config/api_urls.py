@@ -1,7 +1,14 @@
 """The REST API under /api/: each app's router, the OpenAPI schema and the Swagger UI (served locally)."""
 
-from django.urls import include, path
+from django.http import JsonResponse
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+
+def not_found(request, path=""):
+    """Under /api/, even a URL that matches nothing answers in JSON."""
+    return JsonResponse({"detail": "Not found."}, status=404)
+
 
 urlpatterns = [
     path("", include("clusters.api.urls")),
@@ -10,4 +17,5 @@ urlpatterns = [
     path("", include("core.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^(?P<path>.*)$", not_found),
 ]

@@ -1,11 +1,84 @@
+import datetime
+import re
+
 import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from core.models import AuditEntry
 
+# RFC 3339, as OpenAPI's date-time: a date, a time and an offset.
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class _RawNullBooleanSelect(forms.NullBooleanSelect):
+    """Hands the field the submitted text, so that a value other than true/false/unknown is an error
+    rather than silently no filter."""
+
+    def value_from_datadict(self, data, files, name):
+        return data.get(name)
+
+
+class StrictNullBooleanField(forms.NullBooleanField):
+    widget = _RawNullBooleanSelect
+    default_error_messages = {"invalid": "Enter true, false or unknown."}
+    VALUES = {None: None, "": None, "unknown": None, "true": True, "false": False, True: True, False: False}
+
+    def to_python(self, value):
+        try:
+            return self.VALUES[value]
+        except (KeyError, TypeError):
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+    def validate(self, value):
+        pass
+
+
+@extend_schema_field({"type": "string", "enum": ["true", "false", "unknown"]})
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    """true or false; empty or "unknown" (what the list pages' select sends) means no filter."""
+
+    field_class = StrictNullBooleanField
+
+
+class StrictDateTimeField(forms.DateTimeField):
+    default_error_messages = {"invalid": "Enter a date-time such as 2026-01-31T12:00:00Z (RFC 3339)."}
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if not isinstance(value, str) or not RFC3339.fullmatch(value):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        try:
+            # In UTC: PostgreSQL takes offsets up to 15:59 only, RFC 3339 up to 23:59.
+            return parse_datetime(value.upper()).astimezone(datetime.UTC)
+        except (ValueError, OverflowError):
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class StrictDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = StrictDateTimeField
+
+
+class StrictUUIDField(forms.UUIDField):
+    def to_python(self, value):
+        if value not in self.empty_values and (not isinstance(value, str) or not UUID.fullmatch(value)):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+class StrictUUIDFilter(django_filters.UUIDFilter):
+    field_class = StrictUUIDField
+
 
 class AuditEntryFilterSet(django_filters.FilterSet):
-    at_after = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    at_before = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    at_after = StrictDateTimeFilter(field_name="at", lookup_expr="gte")
+    at_before = StrictDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = AuditEntry

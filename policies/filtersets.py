@@ -4,6 +4,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from clusters.models import Cluster, ClusterLevel
+from core.filtersets import StrictBooleanFilter
 from policies.models import MigrationPolicy
 
 
@@ -17,6 +18,8 @@ class MigrationPolicyFilterSet(django_filters.FilterSet):
     compatibility_version = django_filters.ModelChoiceFilter(
         queryset=ClusterLevel.objects.all(), method="offered_at_level", label="Offered at compatibility version"
     )
+    builtin = StrictBooleanFilter()
+    zerocopy = StrictBooleanFilter()
 
     class Meta:
         model = MigrationPolicy

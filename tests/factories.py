@@ -76,3 +76,22 @@ class VMFactory(factory.django.DjangoModelFactory):
     host = factory.SubFactory(HostFactory)
     memory_mib = 4096
     vcpus = 4
+
+
+class JobFactory(factory.django.DjangoModelFactory):
+    """A migration job with a minimal plan; queued unless told otherwise."""
+
+    class Meta:
+        model = "migrations_app.MigrationJob"
+
+    vm = factory.SubFactory(VMFactory)
+    source_host = factory.LazyAttribute(lambda o: o.vm.host)
+    destination_host = factory.LazyAttribute(lambda o: HostFactory(cluster=o.vm.host.cluster))
+    state = "queued"
+    plan = factory.LazyAttribute(lambda o: _plan(o.vm, o.destination_host))
+
+
+def _plan(vm, destination) -> dict:
+    from migrations_app.selectors import migration_plan
+
+    return migration_plan(vm=vm, destination=destination).to_dict()

@@ -6,7 +6,7 @@ from clusters.models import VM, Cluster, ClusterLevel, Host, address_validator, 
 from core.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField, ecma_regex
 from core.api.serializers import FerryModelSerializer
 
-VERSION_STRING = RegexValidator(r"^[A-Za-z0-9_.+~-]*\Z", "A version string such as 9.0.0.")
+VERSION_STRING = RegexValidator(r"^[A-Za-z0-9_.+~-]+\Z", "A version string such as 9.0.0.")
 ADDRESS = ecma_regex(address_validator)
 LIBVIRT_URI = ecma_regex(libvirt_uri_validator, ascii_only=True)
 # JSON numbers beyond this lose precision in JavaScript clients.

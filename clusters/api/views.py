@@ -14,7 +14,7 @@ from clusters.api.serializers import (
 from clusters.filtersets import ClusterFilterSet, HostFilterSet, VMFilterSet
 from clusters.models import VM, Cluster, ClusterLevel, Host
 from core.api.schema import ErrorSerializer
-from core.api.views import FerryModelViewSet
+from core.api.views import FerryModelViewSet, ListFilterMixin
 from core.audit import Actor
 from migrations_app.api.serializers import DestinationSerializer, MigrationJobSerializer, PlanSerializer
 from migrations_app.selectors import migration_plan, vm_for_planning
@@ -22,14 +22,13 @@ from migrations_app.services import migration_start
 
 
 class ClusterLevelViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+    ListFilterMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
 ):
     """Compatibility levels, by their key (/api/cluster-levels/4.7/); only parallel_migrations_supported changes."""
 
     queryset = ClusterLevel.objects.all()
     serializer_class = ClusterLevelSerializer
     lookup_field = "level"
-    lookup_value_regex = r"[0-9]+\.[0-9]+"
 
     def perform_update(self, serializer):
         level = serializer.instance

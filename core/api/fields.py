@@ -16,9 +16,11 @@ from rest_framework import serializers
 
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 # Names and other one-line strings: no control characters (this also keeps NUL out of PostgreSQL).
-ONE_LINE = RegexValidator(r"^[^\x00-\x1f\x7f]*\Z", "Control characters are not allowed here.")
+# Patterns match non-empty strings only: DRF checks blank values before validators, and the schema
+# then says "pattern, or empty" without both alternatives matching "".
+ONE_LINE = RegexValidator(r"^[^\x00-\x1f\x7f]+\Z", "Control characters are not allowed here.")
 # Multi-line text: anything PostgreSQL can store, which is everything but NUL.
-NO_NUL = RegexValidator(r"^[^\x00]*\Z", "NUL characters are not allowed.")
+NO_NUL = RegexValidator(r"^[^\x00]+\Z", "NUL characters are not allowed.")
 
 
 def ecma_regex(validator: RegexValidator, *, ascii_only: bool = False) -> RegexValidator:

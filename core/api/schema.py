@@ -14,6 +14,7 @@ from rest_framework import serializers
 from core.api.etag import IF_MATCH_PATTERN
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+NO_NUL_PATTERN = "^[^\\u0000]*$"
 VERSIONED_WRITES = ("PUT", "PATCH", "DELETE")
 
 
@@ -87,6 +88,19 @@ class FerryAutoSchema(AutoSchema):
                     description='The version of the object, "<version>"; send it back in If-Match.',
                 )
             )
+        return parameters
+
+    def _get_filter_parameters(self):
+        parameters = super()._get_filter_parameters()
+        for parameter in parameters:
+            schema = parameter.get("schema", {})
+            # An empty single-value filter means "no filter", as the list pages' forms send it.
+            if schema.get("type") != "array":
+                parameter["allowEmptyValue"] = True
+            # Form fields refuse NUL in text, as PostgreSQL cannot store it.
+            text = schema.get("items", {}) if schema.get("type") == "array" else schema
+            if text.get("type") == "string" and not {"format", "enum", "pattern"} & set(text):
+                text["pattern"] = NO_NUL_PATTERN
         return parameters
 
     def _error_responses(self) -> dict[str, OpenApiResponse]:

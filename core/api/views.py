@@ -12,7 +12,12 @@ from core.models import AuditEntry
 
 
 class ListFilterMixin:
-    """FilterSets narrow lists only: a detail URL names one object, whatever its query string says."""
+    """FilterSets narrow lists only: a detail URL names one object, whatever its query string says.
+
+    Any path segment reaches the view as a lookup (a malformed id is a JSON 404, not the HTML one).
+    """
+
+    lookup_value_regex = "[^/]+"
 
     def filter_queryset(self, queryset):
         if getattr(self, "detail", False):

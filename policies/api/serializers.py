@@ -31,6 +31,10 @@ class ConvergenceSerializer(serializers.Serializer):
     stalling = serializers.ListField(child=StallingStepSerializer(), required=False, max_length=100)
     last = serializers.ListField(child=ConvergenceActionSerializer(), required=False, max_length=100)
 
+    def validate(self, attrs):
+        """The whole schedule: a part left out is empty (no initial downtime, no steps)."""
+        return {"initial": attrs.get("initial"), "stalling": attrs.get("stalling", []), "last": attrs.get("last", [])}
+
 
 class MigrationPolicySerializer(FerryModelSerializer):
     convergence = ConvergenceSerializer(required=False)
