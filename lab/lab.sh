@@ -20,7 +20,8 @@
 # qemu:///system?socket=var/lab/<host>/run/libvirt/libvirt-sock; only the source daemon needs
 # qemu+tcp://127.0.0.x/system to reach its peer (peer-to-peer migration).  var/lab/state.json
 # describes it all; var/lab/<host>/libvirtd.log is each daemon's live log (QEMU monitor traffic
-# included, which is how a test proves zero-copy-send).
+# included, which is how a test proves zero-copy-send).  Migration TLS (VIR_MIGRATE_TLS) uses a
+# private CA and per-host certificates in var/lab/pki/ (see ensure_pki).
 #
 # The guest is a Debian cloud kernel plus a busybox initramfs whose /init (lab/guest-init.sh)
 # fills RAM and prints a heartbeat on the serial console.  The .deb files are fetched with
@@ -120,11 +121,12 @@ for i in range(0, len(rest), 11):
         "name": name, "address": addr, "host_uuid": huuid, "hostname": name + ".ferrylab",
         "libvirt_uri": uri, "peer_uri": "qemu+tcp://%s/system" % addr,
         "migrate_uri": "tcp://%s" % addr, "migration_ports": [int(pmin), int(pmax)],
-        "log": log, "console_dir": cdir, "dir": hdir,
+        "log": log, "console_dir": cdir, "dir": hdir, "tls_x509_dir": var + "/pki/" + name,
         "pids": {"reaper": int(reaper) if reaper else None, "libvirtd": int(daemon) if daemon else None},
     }
     pids += [int(p) for p in (reaper, daemon) if p]
 s["pids"] = pids
+s["pki"] = {"dir": var + "/pki", "ca_cert": var + "/pki/ca/ca-cert.pem"}
 EOF
 }
 
@@ -260,6 +262,101 @@ ensure_guest_files() {
     fi
 }
 
+# ---------------------------------------------------------------------------------- TLS (PKI)
+# Migration encryption (VIR_MIGRATE_TLS): QEMU's migration stream runs over TLS with x509
+# certificates that both ends verify.  A private CA (var/lab/pki/ca/) signs one certificate per
+# host, valid as TLS server and client, for IP:127.0.0.x and DNS:<host>.ferrylab.  Each host's
+# var/lab/pki/<host>/ is the x509 folder QEMU reads (ca-cert.pem; server-cert.pem and
+# server-key.pem for an incoming migration, client-cert.pem and client-key.pem for an outgoing
+# one); qemu.conf points migrate_tls_x509_cert_dir and default_tls_x509_cert_dir at it.  Made once
+# and reused; made again when a file is missing or does not verify, a certificate expires within
+# 30 days, or the layout (PKI_VERSION, addresses) changed.
+PKI=$VAR/pki
+PKI_VERSION=1
+PKI_FILES=(ca-cert.pem server-cert.pem server-key.pem client-cert.pem client-key.pem)
+
+pki_stamp() {
+    local h out="v$PKI_VERSION"
+    for h in "${HOSTS[@]}"; do out+=" $h=${ADDR[$h]}"; done
+    echo "$out"
+}
+
+pki_ok() {
+    local h f
+    [ "$(cat "$PKI/stamp" 2>/dev/null)" = "$(pki_stamp)" ] || return 1
+    openssl x509 -noout -checkend 2592000 -in "$PKI/ca/ca-cert.pem" >/dev/null 2>&1 || return 1
+    for h in "${HOSTS[@]}"; do
+        for f in "${PKI_FILES[@]}"; do [ -s "$PKI/$h/$f" ] || return 1; done
+        cmp -s "$PKI/ca/ca-cert.pem" "$PKI/$h/ca-cert.pem" || return 1
+        openssl x509 -noout -checkend 2592000 -in "$PKI/$h/server-cert.pem" >/dev/null 2>&1 || return 1
+        openssl verify -purpose sslserver -CAfile "$PKI/ca/ca-cert.pem" "$PKI/$h/server-cert.pem" \
+            >/dev/null 2>&1 || return 1
+        openssl verify -purpose sslclient -CAfile "$PKI/ca/ca-cert.pem" "$PKI/$h/client-cert.pem" \
+            >/dev/null 2>&1 || return 1
+    done
+}
+
+ensure_pki() {
+    pki_ok && return 0
+    command -v openssl >/dev/null || die "openssl is missing (needed for the migration TLS certificates)"
+    log "creating the lab's CA and the hosts' TLS certificates in $PKI"
+    local tmp h out
+    rm -rf "$PKI"
+    tmp=$PKI/.new
+    mkdir -p "$tmp/ca"
+    chmod 700 "$PKI" "$tmp"
+    out=$tmp/openssl.out
+    cat >"$tmp/openssl.cnf" <<'CNF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+O = Ferry lab
+CN = Ferry lab CA
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[host]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth, clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = $ENV::LAB_SAN
+CNF
+    LAB_SAN=none openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 \
+        -config "$tmp/openssl.cnf" -extensions ca \
+        -keyout "$tmp/ca/ca-key.pem" -out "$tmp/ca/ca-cert.pem" >"$out" 2>&1 ||
+        die "openssl: creating the CA failed: $(tail -3 "$out")"
+    for h in "${HOSTS[@]}"; do
+        mkdir -p "$tmp/$h"
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp/$h/server-key.pem" >"$out" 2>&1 ||
+            die "openssl: the key of $h failed: $(tail -3 "$out")"
+        LAB_SAN=none openssl req -new -key "$tmp/$h/server-key.pem" -config "$tmp/openssl.cnf" \
+            -subj "/O=Ferry lab/CN=$h.ferrylab" -out "$tmp/$h/req.pem" >"$out" 2>&1 ||
+            die "openssl: the certificate request of $h failed: $(tail -3 "$out")"
+        LAB_SAN="IP:${ADDR[$h]}, DNS:$h.ferrylab" openssl x509 -req -sha256 -days 825 \
+            -in "$tmp/$h/req.pem" -CA "$tmp/ca/ca-cert.pem" -CAkey "$tmp/ca/ca-key.pem" \
+            -set_serial "0x$(openssl rand -hex 16)" -extfile "$tmp/openssl.cnf" -extensions host \
+            -out "$tmp/$h/server-cert.pem" >"$out" 2>&1 ||
+            die "openssl: signing the certificate of $h failed: $(tail -3 "$out")"
+        rm -f "$tmp/$h/req.pem"
+        # one certificate for both roles: the source QEMU is the TLS client, the destination's the server
+        cp "$tmp/$h/server-cert.pem" "$tmp/$h/client-cert.pem"
+        cp "$tmp/$h/server-key.pem" "$tmp/$h/client-key.pem"
+        cp "$tmp/ca/ca-cert.pem" "$tmp/$h/ca-cert.pem"
+        chmod 600 "$tmp/$h"/*-key.pem
+    done
+    chmod 600 "$tmp/ca/ca-key.pem"
+    rm -f "$out" "$tmp/openssl.cnf"
+    mv "$tmp"/* "$PKI"/
+    rmdir "$tmp"
+    pki_stamp >"$PKI/stamp"
+    pki_ok || die "the new certificates in $PKI do not verify"
+    log "TLS certificates: $PKI/<host>/{$(IFS=,; echo "${PKI_FILES[*]}")}"
+}
+
 # ---------------------------------------------------------------------------------- hosts
 prepare_host() {   # fresh per-host folder with its configuration
     local N=$1 H
@@ -301,6 +398,12 @@ migration_address = "${ADDR[$N]}"
 migration_host = "${ADDR[$N]}"
 migration_port_min = ${PORTS[$N]% *}
 migration_port_max = ${PORTS[$N]#* }
+# migration encryption (VIR_MIGRATE_TLS): the lab CA and this host's certificate (ensure_pki);
+# each end verifies the other's certificate
+default_tls_x509_cert_dir = "$PKI/$N"
+default_tls_x509_verify = 1
+migrate_tls_x509_cert_dir = "$PKI/$N"
+migrate_tls_x509_verify = 1
 EOF
 }
 
@@ -490,6 +593,7 @@ cmd_up() {
     ensure_deps
     [ "${LAB_NO_GUEST:-}" = 1 ] || ensure_guest_files
     mkdir -p "$CACHE"   # mounted into each host even with LAB_NO_GUEST=1 (lab.sh guest later)
+    ensure_pki
     log "libvirt $(libvirtd --version | awk '{print $NF}'), $(qemu-system-x86_64 --version | head -1)"
     ip netns add "$NS"
     ip -n "$NS" link set lo up

@@ -1,6 +1,6 @@
 """core/virt.py against the real two-host libvirt lab (lab/lab.sh): no mocks, no database.
 
-The lab tests share one lab for the session (tests/virt/conftest.py) and are skipped, loudly,
+The lab tests share one lab for the session (tests/lab_fixtures.py) and are skipped, loudly,
 where it cannot run.  The guest "labvm" moves between the hosts; the tests find it wherever it is.
 """
 
@@ -26,6 +26,13 @@ BASE_FLAGS = [
 ]
 ZEROCOPY_FLAGS = [*BASE_FLAGS, "VIR_MIGRATE_PARALLEL", "VIR_MIGRATE_ZEROCOPY"]
 ZEROCOPY_EVIDENCE = '"capability":"zero-copy-send","state":true'
+# Ferry's plan with migration encryption on: TLS + parallel, never zero-copy
+TLS_FLAGS = [*BASE_FLAGS, "VIR_MIGRATE_AUTO_CONVERGE", "VIR_MIGRATE_TLS", "VIR_MIGRATE_PARALLEL"]
+ZEROCOPY_TLS_REFUSED = "Zero copy only available for non-compressed non-TLS multifd migration"
+# the source QEMU's migration parameters name a tls-creds-x509 object and the peer to verify
+TLS_EVIDENCE = re.compile(
+    r'"execute":"migrate-set-parameters","arguments":\{"tls-creds":"(\w+)","tls-hostname":"([^"]+)"'
+)
 TICK = re.compile(rb"GUEST: tick (\d+)")
 CAPABILITY_KEYS = {
     "libvirt_version",
@@ -104,6 +111,12 @@ def migrate(lab, uuid: str, src: str, dst: str, flags: list[str], **kwargs) -> t
         **options,
     )
     return result, reports, time.monotonic() - t
+
+
+def tls_params(lab, dst: str, **extra) -> dict:
+    """The params of Ferry's plan for an encrypted migration to dst (see migrations_app/resolver.py)."""
+    address = lab.host(dst)["address"]
+    return {"migrate_uri": f"tcp://{address}", "tls.destination": address, "parallel.connections": 2, **extra}
 
 
 def assert_stays_on_source(lab, uuid: str, src: str, dst: str) -> None:
@@ -300,6 +313,89 @@ def test_zerocopy_without_parallel_is_refused(lab):
     assert result["ok"] is False
     assert result["error_code"] == 55  # VIR_ERR_OPERATION_INVALID
     assert "parallel" in result["error_message"]
+    assert not (result["cancelled"] or result["timed_out"])
+    assert seconds < 10
+    assert_stays_on_source(lab, entry["uuid"], src, dst)
+
+
+@pytest.mark.lab
+def test_tls_parallel_migration_moves_the_guest(lab):
+    """Migration encryption on: Ferry's exact plan (TLS + PARALLEL + AUTO_CONVERGE, no ZEROCOPY)."""
+    entry, src = labvm(lab)
+    dst = lab.other(src)
+    src_log, dst_log = lab.host(src)["log"], lab.host(dst)["log"]
+    src_offset, dst_offset = log_size(src_log), log_size(dst_log)
+    tick_before = last_tick(entry["console_logs"][src])
+    assert tick_before > 0
+
+    result, reports, seconds = migrate(lab, entry["uuid"], src, dst, TLS_FLAGS, params=tls_params(lab, dst))
+    assert result["ok"], result
+    assert not (result["cancelled"] or result["timed_out"] or result["aborted_by_schedule"])
+    assert result["error_code"] is None and result["error_message"] is None
+    assert virt.domain_state(lab.uri(dst), entry["uuid"]) == "up"
+    assert virt.domain_state(lab.uri(src), entry["uuid"]) is None  # UNDEFINE_SOURCE
+
+    new_log = log_since(src_log, src_offset)
+    # TLS, proven by the QEMU monitor traffic: the source QEMU gets x509 client credentials from
+    # the lab's PKI and migrates with them, verifying the destination's certificate against
+    # tls.destination; the destination QEMU gets server credentials that verify the client's
+    evidence = [line for line in new_log.splitlines() if "QEMU_MONITOR_SEND_MSG" in line and TLS_EVIDENCE.search(line)]
+    assert evidence, "the source QEMU never got tls-creds for the migration"
+    creds, hostname = TLS_EVIDENCE.search(evidence[0]).groups()
+    assert hostname == lab.host(dst)["address"]
+    assert re.search(
+        rf'"qom-type":"tls-creds-x509","id":"{creds}","dir":"{re.escape(lab.host(src)["tls_x509_dir"])}",'
+        r'"endpoint":"client","verify-peer":true',
+        new_log,
+    ), "no x509 client credentials on the source"
+    assert re.search(
+        rf'"qom-type":"tls-creds-x509","id":"\w+","dir":"{re.escape(lab.host(dst)["tls_x509_dir"])}",'
+        r'"endpoint":"server","verify-peer":true',
+        log_since(dst_log, dst_offset),
+    ), "no x509 server credentials (verifying the client) on the destination"
+    # parallel, and no zero-copy anywhere in this migration
+    assert '"capability":"multifd","state":true' in new_log
+    assert '"multifd-channels":2' in new_log
+    assert ZEROCOPY_EVIDENCE not in new_log
+
+    tick_after = wait_tick_above(entry["console_logs"][dst], tick_before)
+    stats = result["stats"]
+    assert stats["data_processed"] > entry["fill_mib"] * 2**20
+    assert_progress_sane(reports)
+    print(
+        f"\n[lab] TLS + parallel migration {src} -> {dst}: {seconds:.2f} s wall, "
+        f"time_elapsed {stats['time_elapsed']} ms, downtime {stats['downtime']} ms, "
+        f"{stats['memory_iteration']} iterations, {stats['data_processed'] / 2**20:.0f} MiB, "
+        f"{stats['memory_bps'] * 8 / 1e9:.2f} Gbit/s; heartbeat tick {tick_before} -> {tick_after}\n"
+        f"[lab] TLS evidence: {evidence[0][evidence[0].index('msg=') :]}"
+    )
+
+
+@pytest.mark.lab
+def test_tls_refuses_a_destination_name_not_in_its_certificate(lab):
+    """The certificates are really checked: a tls.destination that the destination's certificate
+    does not name (its SAN is IP:127.0.0.x, DNS:<host>.ferrylab) fails the TLS handshake."""
+    entry, src = labvm(lab)
+    dst = lab.other(src)
+    result, _reports, seconds = migrate(
+        lab, entry["uuid"], src, dst, TLS_FLAGS, params=tls_params(lab, dst, **{"tls.destination": "127.0.0.9"})
+    )
+    assert result["ok"] is False
+    assert "Certificate does not match the hostname 127.0.0.9" in result["error_message"], result
+    assert not (result["cancelled"] or result["timed_out"])
+    assert seconds < 15
+    assert_stays_on_source(lab, entry["uuid"], src, dst)
+
+
+@pytest.mark.lab
+def test_zerocopy_with_tls_is_refused_by_qemu(lab):
+    entry, src = labvm(lab)
+    dst = lab.other(src)
+    result, _reports, seconds = migrate(
+        lab, entry["uuid"], src, dst, [*TLS_FLAGS, "VIR_MIGRATE_ZEROCOPY"], params=tls_params(lab, dst)
+    )
+    assert result["ok"] is False
+    assert ZEROCOPY_TLS_REFUSED in result["error_message"], result
     assert not (result["cancelled"] or result["timed_out"])
     assert seconds < 10
     assert_stays_on_source(lab, entry["uuid"], src, dst)
