@@ -4,6 +4,7 @@ from django.conf import settings
 from clusters.models import ClusterLevel
 from core.audit import Actor
 from tests.factories import UserFactory
+from tests.lab_fixtures import fresh_guest, lab  # noqa: F401  (the real libvirt lab, for tests/e2e and tests/virt)
 
 
 def pytest_configure(config):

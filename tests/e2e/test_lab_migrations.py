@@ -1,0 +1,216 @@
+"""End to end, on the real lab: API -> broker -> a host's Celery worker -> libvirt/QEMU -> database.
+
+Each case starts from the REST API as an admin would, and checks the outcome on the real hosts:
+the domain's state in libvirt, the guest's heartbeat on its serial console, and QEMU's own monitor
+traffic in the source daemon's log.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from core import virt
+from core.models import AuditEntry
+from migrations_app.agent import inventory_sync
+from migrations_app.models import TERMINAL_STATES, MigrationJob
+from migrations_app.tasks import migrate
+from tests.e2e.conftest import vm_of
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+ZEROCOPY_ON = '"capability":"zero-copy-send","state":true'
+TIMINGS: dict[str, dict] = {}
+
+
+class LogMark:
+    """What a log file gained since this mark."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def new_text(self) -> str:
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            return handle.read().decode(errors="replace")
+
+
+@pytest.fixture
+def api(transactional_db):
+    client = APIClient()
+    client.force_authenticate(UserFactory(username="e2e-admin", is_staff=True, is_superuser=True))
+    return client
+
+
+def start_migration(api, vm, destination) -> str:
+    response = api.post(f"/api/vms/{vm.pk}/migrate/", {"destination_host": str(destination.pk)}, format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["state"] == "queued"
+    return response.json()["id"]
+
+
+def wait_for_job(job_id: str, *, timeout: float = 180, until=None) -> MigrationJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = MigrationJob.objects.get(pk=job_id)
+        if (until or (lambda j: j.state in TERMINAL_STATES))(job):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} is still {job.state} after {timeout} s (progress {job.progress})")
+
+
+def last_tick(console_log: str) -> int:
+    path = Path(console_log)
+    ticks = re.findall(r"GUEST: tick (\d+)", path.read_text(errors="replace")) if path.exists() else []
+    return int(ticks[-1]) if ticks else 0
+
+
+def heartbeat_continues(console_log: str, after: int, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tick = last_tick(console_log)
+        if tick > after:
+            return tick
+        time.sleep(0.2)
+    raise AssertionError(f"no heartbeat after tick {after} in {console_log}")
+
+
+def record(name: str, job: MigrationJob, started: float) -> None:
+    stats = job.stats or {}
+    TIMINGS[name] = {
+        "wall_s": round(time.monotonic() - started, 2),
+        "migration_s": stats.get("seconds"),
+        "downtime_ms": stats.get("downtime_ms"),
+        "memory_bps": stats.get("memory_bps"),
+        "data_processed": stats.get("data_processed"),
+    }
+    print(f"\n[e2e] {name}: {TIMINGS[name]}")
+
+
+def migrate_and_check(api, lab, guest, *, cluster_changes=None, source_capabilities=None, name=""):
+    started = time.monotonic()
+    vm = vm_of(guest)
+    source, destination = vm.host, vm.host.cluster.hosts.exclude(pk=vm.host_id).get()
+    if cluster_changes:
+        response = api.patch(f"/api/clusters/{vm.host.cluster_id}/", cluster_changes, format="json")
+        assert response.status_code == 200, response.content
+    if source_capabilities is not None:
+        response = api.put(f"/api/hosts/{source.pk}/capabilities/", source_capabilities, format="json")
+        assert response.status_code == 200, response.content
+    source_log = LogMark(lab.host(source.name)["log"])
+    tick_before = last_tick(guest["console_logs"][source.name])
+    job = wait_for_job(start_migration(api, vm, destination))
+    assert job.state == "succeeded", job.error
+    assert job.progress == 100
+    vm.refresh_from_db()
+    assert vm.host_id == destination.pk and vm.status == "up"
+    assert virt.domain_state(lab.uri(destination.name), guest["uuid"]) == "up"
+    assert virt.domain_state(lab.uri(source.name), guest["uuid"]) is None
+    heartbeat_continues(guest["console_logs"][destination.name], after=tick_before)
+    record(name, job, started)
+    return job, source_log.new_text()
+
+
+def test_very_large_vms_migrates_with_zerocopy_on_the_source_qemu(api, lab, lab_cluster):
+    job, monitor = migrate_and_check(api, lab, lab["guest"], name="zerocopy")
+    assert job.plan["zerocopy"] is True
+    assert {"VIR_MIGRATE_ZEROCOPY", "VIR_MIGRATE_PARALLEL"} <= set(job.plan["libvirt"]["flags"])
+    assert [d["code"] for d in job.plan["decisions"]] == ["parallel_enforced", "parallel_fallback"]
+    evidence = [line for line in monitor.splitlines() if ZEROCOPY_ON in line]
+    assert evidence, "the source QEMU never had zero-copy-send on"
+    print(f"[e2e] zero-copy evidence: {evidence[0][:300]}")
+
+
+def test_with_encryption_no_zerocopy_reaches_libvirt(api, lab, lab_cluster):
+    job, monitor = migrate_and_check(
+        api, lab, lab["guest"], cluster_changes={"migration_encrypted": "true"}, name="tls"
+    )
+    assert job.plan["zerocopy"] is False
+    assert "VIR_MIGRATE_ZEROCOPY" not in job.plan["libvirt"]["flags"]
+    assert "VIR_MIGRATE_TLS" in job.plan["libvirt"]["flags"]
+    assert "zerocopy_disabled_encryption" in [d["code"] for d in job.plan["decisions"]]
+    assert ZEROCOPY_ON not in monitor
+    assert '"tls-creds":"objlibvirt_migrate_tls0"' in monitor  # QEMU migrated over TLS
+
+
+def test_a_host_without_zerocopy_logs_the_mismatch_and_migrates_anyway(api, lab, lab_cluster):
+    vm = vm_of(lab["guest"])
+    report = dict(vm.host.capabilities, zerocopy_migrations=False)
+    job, monitor = migrate_and_check(api, lab, lab["guest"], source_capabilities=report, name="mismatch")
+    decisions = {d["code"]: d["message"] for d in job.plan["decisions"]}
+    assert "API call mismatch" in decisions["zerocopy_unsupported_host"]
+    assert "VIR_MIGRATE_ZEROCOPY" not in job.plan["libvirt"]["flags"]
+    assert "VIR_MIGRATE_PARALLEL" in job.plan["libvirt"]["flags"]
+    assert ZEROCOPY_ON not in monitor
+
+
+def slow_migration(api, lab, fresh_guest):
+    """A dirtying guest behind a 40 Mbit/s cap: a migration that takes long enough to interrupt."""
+    guest = fresh_guest(mem=512, fill=128, dirty=4)
+    inventory_sync(host_id=lab.host(guest["host"])["host_uuid"])
+    vm = vm_of(guest)
+    response = api.patch(
+        f"/api/clusters/{vm.host.cluster_id}/",
+        {"migration_bandwidth": "custom", "migration_bandwidth_custom_mbps": 40},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    destination = vm.host.cluster.hosts.exclude(pk=vm.host_id).get()
+    job_id = start_migration(api, vm, destination)
+    wait_for_job(job_id, timeout=60, until=lambda j: j.state == "running" and j.progress >= 1)
+    return guest, vm, job_id
+
+
+def test_cancel_during_a_migration_keeps_the_vm_on_the_source(api, lab, lab_cluster, fresh_guest):
+    started = time.monotonic()
+    guest, vm, job_id = slow_migration(api, lab, fresh_guest)
+    response = api.post(f"/api/migrations/{job_id}/cancel/")
+    assert response.status_code in (200, 202), response.content
+    job = wait_for_job(job_id, timeout=60)
+    assert job.state == "cancelled", job.error
+    assert virt.domain_state(lab.uri(guest["host"]), guest["uuid"]) == "up"
+    vm.refresh_from_db()
+    assert vm.host.name == guest["host"] and vm.status == "up"
+    heartbeat_continues(guest["console_logs"][guest["host"]], after=last_tick(guest["console_logs"][guest["host"]]))
+    record("cancel", job, started)
+
+
+def test_a_destination_that_dies_fails_the_job_and_the_vm_stays_on_the_source(api, lab, lab_cluster, fresh_guest):
+    started = time.monotonic()
+    guest, _vm, job_id = slow_migration(api, lab, fresh_guest)
+    destination = lab.other(guest["host"])
+    lab.kill_host(destination, qemu=True)
+    try:
+        job = wait_for_job(job_id, timeout=90)
+    finally:
+        lab.start_host(destination)
+    assert job.state == "failed"
+    assert job.error["code"] == "migration_failed"
+    assert job.error["libvirt_code"] is not None and job.error["message"]
+    assert virt.domain_state(lab.uri(guest["host"]), guest["uuid"]) == "up"
+    heartbeat_continues(guest["console_logs"][guest["host"]], after=last_tick(guest["console_logs"][guest["host"]]))
+    record("destination_killed", job, started)
+
+
+def test_a_duplicate_delivery_does_not_start_a_second_migration(api, lab, lab_cluster, host_workers):
+    started = time.monotonic()
+    vm = vm_of(lab["guest"])
+    destination = vm.host.cluster.hosts.exclude(pk=vm.host_id).get()
+    worker_log = LogMark(host_workers[vm.host.name])
+    job_id = start_migration(api, vm, destination)
+    migrate.apply_async(args=[job_id], queue=f"host.{vm.host_id}")  # the same task, delivered again
+    job = wait_for_job(job_id)
+    assert job.state == "succeeded"
+    deadline = time.monotonic() + 20
+    while "'not_queued'" not in worker_log.new_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "'not_queued'" in worker_log.new_text(), "the second delivery never ran"
+    assert AuditEntry.objects.filter(object_id=job_id, action="start").count() == 1
+    assert AuditEntry.objects.filter(object_id=job_id, action="succeeded").count() == 1
+    record("duplicate_delivery", job, started)
