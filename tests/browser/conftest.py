@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 
 from tests.pages.world import build_world, read_only_user
@@ -41,6 +42,36 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def _serialized_test_databases(django_db_setup, django_db_blocker) -> dict:
+    """The serialized test databases (for serialized_rollback), taken before Playwright starts."""
+    return {
+        alias: connections[alias]._test_serialized_contents
+        for alias in connections
+        if hasattr(connections[alias], "_test_serialized_contents")
+    }
+
+
+@pytest.fixture(scope="session")
+def playwright(_serialized_test_databases, playwright):
+    """Playwright's sync API resumes the test from asyncio callbacks, in a fresh contextvars context,
+    where Django makes new connection objects. serialized_rollback looks for the serialized database
+    on the connection object, so keep it on the connection class while Playwright runs; otherwise
+    every transactional test after the first one, here and in later test modules, would start with
+    the rows of the data migrations (levels, built-in policies) flushed away."""
+    classes = {}
+    for alias, contents in _serialized_test_databases.items():
+        wrapper_class = type(connections[alias])
+        classes[wrapper_class] = wrapper_class.__dict__.get("_test_serialized_contents")
+        wrapper_class._test_serialized_contents = contents
+    yield playwright
+    for wrapper_class, previous in classes.items():
+        if previous is None:
+            del wrapper_class._test_serialized_contents
+        else:
+            wrapper_class._test_serialized_contents = previous
 
 
 @pytest.fixture(scope="session")
