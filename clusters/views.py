@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,8 +18,9 @@ from clusters.forms import ClusterForm, HostForm, VMForm
 from clusters.models import VM, Cluster, Host, HostStatus
 from core.audit import Actor
 from core.services import StaleVersion
-from core.views import ObjectDeleteView, ObjectDetailView, ObjectEditView, ObjectListView
+from core.views import ObjectDeleteView, ObjectDetailView, ObjectEditView, ObjectListView, page_login_required
 from migrations_app.models import ACTIVE_STATES, MigrationJob
+from migrations_app.tasks import enqueue_refresh_capabilities
 
 logger = logging.getLogger(__name__)
 RECENT_JOBS = 10
@@ -62,7 +63,7 @@ class ClusterDetailView(ObjectDetailView):
 
     def get_context_data(self, obj):
         return {
-            "hosts": obj.hosts.annotate(vm_count=Count("vms")),
+            "hosts": obj.hosts.annotate(vm_count=Count("vms")).order_by("name"),
             "vms": VM.objects.filter(host__cluster=obj).select_related("host", "migration_policy"),
             "jobs": _jobs().filter(Q(source_host__cluster=obj) | Q(vm__host__cluster=obj)).distinct()[:RECENT_JOBS],
             "notes": ClusterForm(instance=obj).notes(),
@@ -98,7 +99,7 @@ class ClusterDeleteView(ObjectDeleteView):
 
 
 @require_GET
-@login_required
+@page_login_required
 @permission_required("clusters.view_cluster", raise_exception=True)
 def cluster_form_refresh(request, pk=None):
     """The parts of the cluster form that follow the chosen options: the policy offer, the
@@ -176,26 +177,24 @@ def _host_action(request, pk, change, done: str):
 
 
 @require_POST
-@login_required
+@page_login_required
 @permission_required("clusters.change_host", raise_exception=True)
 def host_maintenance(request, pk):
     return _host_action(request, pk, services.host_set_maintenance, "Host {host} is in maintenance.")
 
 
 @require_POST
-@login_required
+@page_login_required
 @permission_required("clusters.change_host", raise_exception=True)
 def host_activate(request, pk):
     return _host_action(request, pk, services.host_activate, "Host {host} is up.")
 
 
 @require_POST
-@login_required
+@page_login_required
 @permission_required("clusters.change_host", raise_exception=True)
 def host_refresh(request, pk):
     """Ask the host's agent to report its capabilities; the report arrives by itself."""
-    from migrations_app.tasks import enqueue_refresh_capabilities
-
     host = get_object_or_404(Host, pk=pk)
     try:
         enqueue_refresh_capabilities(host)
@@ -215,6 +214,7 @@ class VMListView(ObjectListView):
     queryset = VM.objects.select_related("host__cluster", "migration_policy")
     filterset_class = VMFilterSet
     template_name = "clusters/vm_list.html"
+    filter_labels = {"cluster": "Cluster"}
 
 
 class VMDetailView(ObjectDetailView):

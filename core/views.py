@@ -8,9 +8,12 @@ hide what a user may not do, and these views refuse it anyway.
 
 from __future__ import annotations
 
+from functools import wraps
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
@@ -18,9 +21,10 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import models
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.urls import reverse
 from django.views import View
+from django_htmx.http import HttpResponseClientRedirect
 
 from core.audit import Actor
 from core.forms import VersionedModelForm, apply_validation_error
@@ -28,7 +32,25 @@ from core.selectors import dashboard_summary, object_history
 from core.services import StaleVersion
 
 
-@login_required
+def _login_redirect_for_htmx(request: HttpRequest) -> HttpResponse:
+    """An htmx fragment request after the session expired: send the whole page to the login form."""
+    back = request.htmx.current_url_abs_path or request.get_full_path()
+    return HttpResponseClientRedirect(f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back})}")
+
+
+def page_login_required(view):
+    """login_required that also works for htmx requests, which must not swap the login page in."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.htmx and not request.user.is_authenticated:
+            return _login_redirect_for_htmx(request)
+        return login_required(view)(request, *args, **kwargs)
+
+    return wrapper
+
+
+@page_login_required
 def dashboard(request):
     return render(request, "core/dashboard.html", dashboard_summary())
 
@@ -45,6 +67,11 @@ class ModelPermissionMixin(LoginRequiredMixin, PermissionRequiredMixin):
 
     def get_permission_required(self):
         return (model_permission(self.model, self.action),)
+
+    def handle_no_permission(self):
+        if self.request.htmx and not self.request.user.is_authenticated:
+            return _login_redirect_for_htmx(self.request)
+        return super().handle_no_permission()
 
 
 def filter_form_widgets(form: forms.Form) -> forms.Form:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseStopPolling
 from clusters.models import VM
 from core.audit import Actor
 from core.forms import apply_validation_error
-from core.views import ObjectListView
+from core.views import ObjectListView, page_login_required
 from migrations_app import services
 from migrations_app.filtersets import MigrationJobFilterSet
 from migrations_app.forms import MigrateForm
@@ -40,7 +40,7 @@ def _preview_context(vm: VM, form: MigrateForm) -> dict:
 
 
 @require_http_methods(["GET", "POST"])
-@login_required
+@page_login_required
 @permission_required("migrations_app.add_migrationjob", raise_exception=True)
 def vm_migrate(request, pk):
     vm = _planning_vm(pk)
@@ -65,7 +65,7 @@ def vm_migrate(request, pk):
 
 
 @require_GET
-@login_required
+@page_login_required
 @permission_required("clusters.view_vm", raise_exception=True)
 def vm_migration_plan(request, pk):
     """The plan preview for the destination chosen in the Migrate form (an htmx fragment)."""
@@ -89,14 +89,14 @@ def _job(pk) -> MigrationJob:
 
 
 @require_GET
-@login_required
+@page_login_required
 @permission_required("migrations_app.view_migrationjob", raise_exception=True)
 def job_detail(request, pk):
     return render(request, "migrations_app/job_detail.html", {"job": _job(pk)})
 
 
 @require_GET
-@login_required
+@page_login_required
 @permission_required("migrations_app.view_migrationjob", raise_exception=True)
 def job_status(request, pk):
     """The job's live status card; htmx polls it every second and stops once the job has ended."""
@@ -108,7 +108,7 @@ def job_status(request, pk):
 
 
 @require_POST
-@login_required
+@page_login_required
 @permission_required("migrations_app.change_migrationjob", raise_exception=True)
 def job_cancel(request, pk):
     job = _job(pk)

@@ -26,6 +26,15 @@ def humanbytes(value: Any) -> str:
 
 
 @register.filter
+def mib(value: Any) -> str:
+    """A size in MiB, readably: 65536 -> '64.0 GiB'."""
+    try:
+        return humanbytes(float(value) * 2**20)
+    except (TypeError, ValueError):
+        return "—"
+
+
+@register.filter
 def tri(value: str) -> str:
     return TRI_LABELS.get(value, value)
 

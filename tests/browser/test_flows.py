@@ -14,6 +14,7 @@ from migrations_app.models import JobState, MigrationJob
 from policies.models import VERY_LARGE_VMS_ID
 from tests.browser.conftest import log_in
 from tests.factories import HostFactory
+from tests.pages.world import read_only_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -227,8 +228,6 @@ def test_flow5_a_stale_edit_is_refused_and_shows_what_changed(admin_page, live_s
 
 
 def test_flow6_a_read_only_user_sees_no_edit_buttons(page, live_server, world, screenshots_dir):
-    from tests.pages.world import read_only_user
-
     read_only_user("viewer")
     page.goto(f"{live_server.url}/clusters/")
     expect(page).to_have_url(re.compile("/accounts/login/"))

@@ -2,8 +2,8 @@
 
 import pytest
 
-from clusters.models import Cluster
-from clusters.services import cluster_update
+from clusters.models import Cluster, ClusterLevel
+from clusters.services import cluster_update, level_update
 from core.models import AuditEntry
 from policies.models import MINIMAL_DOWNTIME_ID, VERY_LARGE_VMS_ID
 from tests.factories import ClusterFactory
@@ -247,3 +247,35 @@ def test_bad_ids_in_urls_are_404(admin_client):
         "/policies/12/",
     ):
         assert admin_client.get(url).status_code == 404, url
+
+
+def test_the_form_refresh_with_junk_values_still_answers(admin_client):
+    response = admin_client.get(
+        "/clusters/form-options/",
+        {"compatibility_version": "junk", "migration_policy": "nope", "parallel_migrations_policy": "<script>"},
+    )
+    assert response.status_code == 200
+    assert "Minimal downtime" in options(response.content.decode(), "migration_policy")
+    assert admin_client.get("/clusters/00000000-0000-0000-0000-000000000001/form-options/").status_code == 404
+
+
+def test_a_cluster_keeps_very_large_vms_when_its_level_loses_parallel_migrations(admin_client, actor):
+    cluster = ClusterFactory(name="kept", migration_policy_id=VERY_LARGE_VMS_ID, parallel_migrations_policy="auto")
+    level_update(actor=actor, level=ClusterLevel.objects.get(pk="4.7"), parallel_migrations_supported=False)
+    page = admin_client.get(f"/clusters/{cluster.pk}/edit/").content.decode()
+    assert "Very large VMs (kept; not offered at 4.7)" in options(page, "migration_policy")
+    assert ">Auto<" in options(page, "parallel_migrations_policy")
+    assert "Very large VMs will migrate without zero-copy" in page
+    response = admin_client.post(
+        f"/clusters/{cluster.pk}/edit/",
+        cluster_post(
+            name="kept",
+            description="still here",
+            migration_policy=VERY_LARGE_VMS_ID,
+            parallel_migrations_policy="auto",
+            version=1,
+        ),
+    )
+    assert response.status_code == 302
+    cluster.refresh_from_db()
+    assert (cluster.migration_policy_id, cluster.description) == (VERY_LARGE_VMS_ID, "still here")

@@ -3,6 +3,7 @@
 import uuid
 
 import pytest
+from kombu.exceptions import OperationalError
 
 from clusters.models import VM, Host
 from clusters.services import vm_update
@@ -40,10 +41,20 @@ def test_maintenance_and_activate(admin_client, world):
 
 def test_refresh_asks_the_host_to_report(admin_client, world, monkeypatch):
     asked = []
-    monkeypatch.setattr("migrations_app.tasks.enqueue_refresh_capabilities", asked.append, raising=False)
+    monkeypatch.setattr("clusters.views.enqueue_refresh_capabilities", asked.append)
     response = admin_client.post(f"/hosts/{world.source.pk}/refresh/", follow=True)
     assert asked == [world.source]
     assert "Asked kvm-a to report its capabilities" in response.content.decode()
+
+
+def test_refresh_when_the_broker_is_down_says_so(admin_client, world, monkeypatch):
+    def broken(host):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("clusters.views.enqueue_refresh_capabilities", broken)
+    response = admin_client.post(f"/hosts/{world.source.pk}/refresh/", follow=True)
+    assert response.status_code == 200
+    assert "The task queue cannot be reached" in response.content.decode()
 
 
 def test_host_actions_are_post_only(admin_client, world):

@@ -88,3 +88,11 @@ def test_the_dashboard_shows_the_figures_and_recent_failures(admin_client, world
     for label in ("Clusters", "Hosts up", "Hosts not up", "VMs", "Migrations running", "Recent failures"):
         assert label in page
     assert "the destination refused the connection" in page
+
+
+def test_an_htmx_request_after_the_session_ended_sends_the_page_to_the_login_form(client, world):
+    headers = {"HX-Request": "true", "HX-Current-URL": "http://testserver/clusters/add/"}
+    for url in ("/clusters/form-options/", f"/migrations/{world.failed_job.pk}/status/", "/clusters/"):
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, url
+        assert response["HX-Redirect"] == "/accounts/login/?next=%2Fclusters%2Fadd%2F", url
