@@ -1,0 +1,128 @@
+"""Host monitoring on the real lab: capabilities and inventory, through a real worker and broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kombu import Connection
+from rest_framework.test import APIClient
+
+from clusters.models import VM, Host
+from core import virt
+from core.models import AuditEntry
+from migrations_app.agent import inventory_sync
+from tests.e2e.conftest import REPO, _database_url, vm_of
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+def wait_until(check, timeout: float = 30, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_refresh_from_the_api_reports_real_capabilities(lab, lab_cluster):
+    _, hosts = lab_cluster
+    host = hosts["hostb"]
+    Host.objects.filter(pk=host.pk).update(capabilities={}, capabilities_updated_at=None, status="non_operational")
+    client = APIClient()
+    client.force_authenticate(UserFactory(username="refresher", is_superuser=True, is_staff=True))
+    response = client.post(f"/api/hosts/{host.pk}/refresh/")
+    assert response.status_code == 202, response.content
+    host = wait_until(
+        lambda: Host.objects.filter(pk=host.pk, capabilities_updated_at__isnull=False).first(), what="a report"
+    )
+    assert host.status == "up"
+    assert host.capabilities["libvirt_version"].startswith("9.")
+    assert host.capabilities["zerocopy_migrations"] is True
+    assert AuditEntry.objects.filter(object_id=str(host.pk), actor="ferry.refresh_capabilities").exists()
+
+
+def test_inventory_follows_domains_that_appear_move_and_vanish(lab, lab_cluster, fresh_guest):
+    guest = fresh_guest(fill=16)
+    source = Host.objects.get(name=guest["host"])
+    destination = Host.objects.get(name=lab.other(guest["host"]))
+    assert inventory_sync(host_id=str(source.pk))["added"] == 1
+    vm = vm_of(guest)
+    assert (vm.name, vm.host_id, vm.status, vm.memory_mib) == (guest["name"], source.pk, "up", 512)
+
+    # Moved behind Ferry's back: the destination's inventory takes it over.
+    virt.migrate(
+        source_uri=source.libvirt_uri,
+        domain_uuid=guest["uuid"],
+        destination_uri=destination.peer_uri,
+        flags=["VIR_MIGRATE_LIVE", "VIR_MIGRATE_PEER2PEER", "VIR_MIGRATE_PERSIST_DEST", "VIR_MIGRATE_UNDEFINE_SOURCE"],
+        params={},
+        schedule={"init": [], "stalling": []},
+        timeout=120,
+        on_progress=lambda report: None,
+        should_cancel=lambda: False,
+    )
+    assert inventory_sync(host_id=str(destination.pk))["moved"] == 1
+    assert vm_of(guest).host_id == destination.pk
+
+    lab.rm_guest(guest["name"])
+    assert inventory_sync(host_id=str(destination.pk))["vanished"] == 1
+    assert VM.objects.get(uuid=guest["uuid"]).status == "unknown"
+
+
+def _rabbitmq_url() -> str | None:
+    url = os.environ.get("FERRY_TEST_RABBITMQ_URL")
+    if not url:
+        return None
+    try:
+        with Connection(url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as error:
+        pytest.fail(f"FERRY_TEST_RABBITMQ_URL is set but RabbitMQ does not answer: {error}")
+    return url
+
+
+def test_a_worker_on_rabbitmq_serves_its_hosts_queue(lab, lab_cluster, tmp_path):
+    """The same host task over RabbitMQ: an enqueue in one process, a worker in another."""
+    url = _rabbitmq_url()
+    if url is None:
+        pytest.skip("FERRY_TEST_RABBITMQ_URL is not set (.ci/run sets it)")
+    _, hosts = lab_cluster
+    host = hosts["hosta"]
+    Host.objects.filter(pk=host.pk).update(capabilities={}, capabilities_updated_at=None)
+    env = dict(os.environ, DATABASE_URL=_database_url(), CELERY_BROKER_URL=url, FERRY_HOST_QUEUES="true")
+    celery = str(Path(sys.executable).parent / "celery")
+    queue = f"host.{host.pk}"
+    subprocess.run([celery, "-A", "config", "purge", "-f", "-Q", queue], env=env, cwd=REPO, check=False, timeout=60)
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [celery, "-A", "config", "worker", "--queues", queue, "--concurrency", "1", "--hostname",
+             "rabbit@ferry-e2e", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: " ready." in log.read_text() or worker.poll() is not None, what="the worker")
+        assert worker.poll() is None, log.read_text()[-2000:]
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c",
+             f"from clusters.models import Host; from migrations_app.tasks import enqueue_refresh_capabilities; "
+             f"enqueue_refresh_capabilities(Host.objects.get(pk='{host.pk}'))"],
+            env=env, cwd=REPO, check=True, timeout=60,
+        )  # fmt: skip
+        refreshed = wait_until(
+            lambda: Host.objects.filter(pk=host.pk, capabilities_updated_at__isnull=False).first(),
+            what="the report over RabbitMQ",
+        )
+        assert refreshed.capabilities["zerocopy_migrations"] is True
+        assert "amqp://" in log.read_text()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
