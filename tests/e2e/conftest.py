@@ -90,10 +90,10 @@ def host_workers(lab, django_db_setup, django_db_blocker):
             time.sleep(0.2)
     yield {name: log_path for name, (_, log_path) in workers.items()}
     for process, _ in workers.values():
-        os.killpg(process.pid, signal.SIGTERM)
+        process.send_signal(signal.SIGQUIT)  # cold shutdown: no task is running any more
     for process, _ in workers.values():
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
 

@@ -126,3 +126,35 @@ def test_a_worker_on_rabbitmq_serves_its_hosts_queue(lab, lab_cluster, tmp_path)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_the_reconciler_ends_an_abandoned_job_from_libvirts_real_state(lab, lab_cluster):
+    """A job whose task died while running: the source host's agent ends it from the domain's state."""
+    from datetime import timedelta
+
+    from django.test import override_settings
+    from django.utils import timezone
+
+    from migrations_app.models import MigrationJob
+    from migrations_app.selectors import migration_plan
+    from migrations_app.tasks import reconcile
+
+    vm = vm_of(lab["guest"])
+    destination = vm.host.cluster.hosts.exclude(pk=vm.host_id).get()
+    job = MigrationJob.objects.create(
+        vm=vm,
+        source_host=vm.host,
+        destination_host=destination,
+        plan=migration_plan(vm=vm, destination=destination).to_dict(),
+        state="running",
+        started_at=timezone.now() - timedelta(seconds=90),
+        created_at=timezone.now() - timedelta(seconds=90),
+    )
+    with override_settings(FERRY_RECONCILE_AFTER_S=60):
+        assert reconcile() == 1
+    job = wait_until(
+        lambda: MigrationJob.objects.filter(pk=job.pk, finished_at__isnull=False).first(), what="the reconciler"
+    )
+    assert (job.state, job.error["code"]) == ("failed", "reconciled")
+    assert virt.domain_state(vm.host.libvirt_uri, str(vm.uuid)) == "up"
+    assert AuditEntry.objects.filter(object_id=str(job.pk), actor="ferry.reconcile").exists()
