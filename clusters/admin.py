@@ -1,20 +1,29 @@
 from django.contrib import admin
+from django.db.models import Count
 
 from clusters import services
 from clusters.models import DEFAULT_LEVEL, VM, Cluster, ClusterLevel, Host
 from core.admin import ServiceAdmin
 from core.audit import Actor
+from migrations_app.models import MigrationJob
 from policies.models import MigrationPolicy
 from policies.selectors import policies_offered_at
 
 
 @admin.register(ClusterLevel)
 class ClusterLevelAdmin(ServiceAdmin):
-    list_display = ("level", "parallel_migrations_supported")
+    list_display = ("level", "parallel_migrations_supported", "cluster_count")
     list_filter = ("parallel_migrations_supported",)
     search_fields = ("level",)
     fields = ("level", "parallel_migrations_supported")
     readonly_fields = ("level",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(cluster_total=Count("clusters"))
+
+    @admin.display(description="Clusters", ordering="cluster_total")
+    def cluster_count(self, level):
+        return level.cluster_total
 
     def has_add_permission(self, request):
         return False
@@ -144,6 +153,13 @@ class VMAdmin(ServiceAdmin):
     @admin.display(ordering="host__cluster__name")
     def cluster(self, vm):
         return vm.host.cluster
+
+    def get_deleted_objects(self, objs, request):
+        """A VM's ended jobs go with it (as through the API), though jobs cannot be deleted on their own;
+        the service refuses while a job is active."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(MigrationJob._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
 
     def service_create(self, *, actor, data):
         return services.vm_create(actor=actor, data=data)

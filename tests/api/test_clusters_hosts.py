@@ -1,0 +1,163 @@
+"""Clusters and hosts through the API: contract defaults, level rules, capabilities, refresh."""
+
+import pytest
+
+from clusters.models import Cluster, Host, HostStatus
+from core.models import AuditEntry
+from migrations_app import tasks
+from policies.models import MINIMAL_DOWNTIME_ID, VERY_LARGE_VMS_ID
+from tests.factories import ZEROCOPY_HOST, ClusterFactory, HostFactory, VMFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_cluster_created_with_a_name_only_has_the_contract_defaults(api):
+    response = api.post("/api/clusters/", {"name": "prod"}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert {key: value for key, value in body.items() if key != "id"} == {
+        "name": "prod",
+        "description": "",
+        "compatibility_version": "4.7",
+        "migration_policy": str(MINIMAL_DOWNTIME_ID),
+        "migration_policy_name": "Minimal downtime",
+        "migration_bandwidth": "auto",
+        "migration_bandwidth_custom_mbps": None,
+        "migration_auto_converge": "inherit",
+        "migration_compressed": "inherit",
+        "migration_encrypted": "inherit",
+        "parallel_migrations_policy": "disabled",
+        "custom_parallel_migrations": None,
+        "error_handling": "migrate",
+        "version": 1,
+    }
+
+
+def test_a_policy_not_offered_at_the_clusters_level_is_refused_and_nothing_is_stored(api):
+    body = {"name": "old", "compatibility_version": "4.6", "migration_policy": str(VERY_LARGE_VMS_ID)}
+    response = api.post("/api/clusters/", body, format="json")
+    assert response.status_code == 400
+    assert "parallel migrations" in " ".join(response.json()["migration_policy"])
+    assert not Cluster.objects.exists()
+    assert not AuditEntry.objects.exists()
+
+
+def test_moving_a_very_large_vms_cluster_to_a_level_without_parallel_is_refused(api, level):
+    cluster = ClusterFactory(compatibility_version=level("4.8"), migration_policy_id=VERY_LARGE_VMS_ID)
+    response = api.patch(f"/api/clusters/{cluster.pk}/", {"compatibility_version": "4.6"}, format="json")
+    assert response.status_code == 400
+    assert "migration_policy" in response.json()
+    cluster.refresh_from_db()
+    assert (cluster.compatibility_version_id, cluster.version) == ("4.8", 1)
+
+
+def test_choosing_very_large_vms_at_4_7_is_accepted(api, level):
+    cluster = ClusterFactory(compatibility_version=level("4.7"))
+    response = api.patch(f"/api/clusters/{cluster.pk}/", {"migration_policy": str(VERY_LARGE_VMS_ID)}, format="json")
+    assert response.status_code == 200
+    assert response.json()["migration_policy_name"] == "Very large VMs"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"parallel_migrations_policy": "custom"}, "custom_parallel_migrations"),
+        ({"parallel_migrations_policy": "custom", "custom_parallel_migrations": 300}, "custom_parallel_migrations"),
+        ({"migration_bandwidth": "custom"}, "migration_bandwidth_custom_mbps"),
+        ({"compatibility_version": "4.5", "parallel_migrations_policy": "auto"}, "parallel_migrations_policy"),
+        ({"migration_policy": "00000000-0000-4000-8000-000000000000"}, "migration_policy"),
+        ({"compatibility_version": "5.0"}, "compatibility_version"),
+        ({"name": "tab\there"}, "name"),
+        ({"migration_encrypted": True}, "migration_encrypted"),
+    ],
+)
+def test_model_rules_and_types_reach_the_client_as_field_messages(api, body, field):
+    response = api.post("/api/clusters/", {"name": "c1", **body}, format="json")
+    assert response.status_code == 400
+    assert isinstance(response.json()[field], list)
+    assert not Cluster.objects.exists()
+
+
+def test_a_cluster_with_hosts_cannot_be_deleted(api, estate):
+    response = api.delete(f"/api/clusters/{estate.cluster.pk}/")
+    assert response.status_code == 400
+    assert "still used" in " ".join(response.json()["non_field_errors"])
+
+
+def test_a_host_with_vms_cannot_be_deleted(api, estate):
+    response = api.delete(f"/api/hosts/{estate.source.pk}/")
+    assert response.status_code == 400
+    assert "still used" in " ".join(response.json()["non_field_errors"])
+    assert Host.objects.filter(pk=estate.source.pk).exists()
+
+
+def test_capabilities_are_read_only_on_the_host(api, estate):
+    host = estate.spare_host
+    response = api.patch(f"/api/hosts/{host.pk}/", {"capabilities": {"cpu_count": 1}}, format="json")
+    assert response.status_code == 200
+    assert response.json()["capabilities"] == ZEROCOPY_HOST
+
+
+def test_admins_set_hosts_up_or_maintenance_only(api, estate):
+    response = api.patch(f"/api/hosts/{estate.spare_host.pk}/", {"status": "non_operational"}, format="json")
+    assert response.status_code == 400
+    assert "status" in response.json()
+    assert api.patch(f"/api/hosts/{estate.spare_host.pk}/", {"status": "maintenance"}, format="json").status_code == 200
+
+
+def test_a_capabilities_report_is_stored_audited_and_brings_a_lost_host_back(api, estate):
+    host = HostFactory(cluster=estate.cluster, status=HostStatus.NON_OPERATIONAL, capabilities={})
+    report = {"libvirt_version": "10.0.0", "zerocopy_migrations": False, "link_speed_mbps": 25000, "future": 1}
+
+    response = api.put(f"/api/hosts/{host.pk}/capabilities/", report, format="json")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["capabilities"] == {"libvirt_version": "10.0.0", "zerocopy_migrations": False, "link_speed_mbps": 25000}
+    assert body["status"] == "up" and body["capabilities_updated_at"] is not None
+    assert response["ETag"] == f'"{body["version"]}"'
+    entry = AuditEntry.objects.get(action="capabilities")
+    assert entry.after["status"] == "up" and entry.after["capabilities"]["link_speed_mbps"] == 25000
+
+
+@pytest.mark.parametrize(
+    ("report", "field"),
+    [
+        ({"cpu_count": "32"}, "cpu_count"),
+        ({"cpu_count": -1}, "cpu_count"),
+        ({"zerocopy_migrations": "yes"}, "zerocopy_migrations"),
+        ({"libvirt_version": "9.0 beta"}, "libvirt_version"),
+    ],
+)
+def test_a_malformed_capabilities_report_is_refused(api, estate, report, field):
+    response = api.put(f"/api/hosts/{estate.source.pk}/capabilities/", report, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    estate.source.refresh_from_db()
+    assert estate.source.capabilities == ZEROCOPY_HOST
+
+
+def test_refresh_is_audited_and_sends_the_task_to_the_hosts_queue_after_commit(
+    api, estate, monkeypatch, django_capture_on_commit_callbacks, settings
+):
+    settings.FERRY_HOST_QUEUES = True
+    sent = []
+    for task in (tasks.refresh_capabilities, tasks.sync_inventory):
+        monkeypatch.setattr(task, "apply_async", lambda *a, _name=task.name, **kw: sent.append((_name, kw)))
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = api.post(f"/api/hosts/{estate.source.pk}/refresh/")
+        assert response.status_code == 202
+        assert sent == []
+
+    for callback in callbacks:
+        callback()
+    queue = f"host.{estate.source.pk}"
+    assert ("ferry.refresh_capabilities", {"args": [str(estate.source.pk)], "queue": queue}) in sent
+    entry = AuditEntry.objects.get(action="refresh")
+    assert (entry.object_type, entry.object_id, entry.actor) == ("host", str(estate.source.pk), "admin")
+
+
+def test_vms_show_their_hosts_cluster(api, estate):
+    vm = VMFactory(host=estate.destination)
+    assert api.get(f"/api/vms/{vm.pk}/").json()["cluster"] == str(estate.cluster.pk)

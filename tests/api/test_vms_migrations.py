@@ -1,0 +1,227 @@
+"""Migration plans, starting and cancelling migrations through the API."""
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from clusters.models import HostStatus, VMStatus
+from core.models import AuditEntry
+from migrations_app import tasks
+from migrations_app.models import JobState, MigrationJob
+from migrations_app.selectors import migration_plan, vm_for_planning
+from policies.models import VERY_LARGE_VMS_ID
+from tests.factories import ClusterFactory, HostFactory, JobFactory, VMFactory
+
+pytestmark = pytest.mark.django_db
+
+PLAN_KEYS = {
+    "policy",
+    "zerocopy",
+    "parallel_connections",
+    "encrypted",
+    "compressed",
+    "auto_converge",
+    "post_copy",
+    "max_bandwidth_mib_s",
+    "incoming_limit",
+    "outgoing_limit",
+    "convergence_schedule",
+    "libvirt",
+    "decisions",
+}
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Migrations handed to Celery (recorded, not sent: no broker in these tests)."""
+    calls = []
+    monkeypatch.setattr(tasks.migrate, "apply_async", lambda *args, **kwargs: calls.append(kwargs))
+    return calls
+
+
+def plan_url(vm) -> str:
+    return f"/api/vms/{vm.pk}/migration-plan/"
+
+
+def test_the_plan_has_the_contracts_shape_and_is_the_resolvers(api, estate, level):
+    estate.cluster.migration_policy_id = VERY_LARGE_VMS_ID
+    estate.cluster.save()
+
+    response = api.get(plan_url(estate.vm), {"destination_host": str(estate.destination.pk)})
+
+    assert response.status_code == 200
+    plan = response.json()
+    assert set(plan) == PLAN_KEYS
+    assert set(plan["policy"]) == {"id", "name"} and plan["policy"]["id"] == str(VERY_LARGE_VMS_ID)
+    assert set(plan["convergence_schedule"]) == {"init", "stalling"}
+    assert plan["convergence_schedule"]["init"] == [{"name": "setDowntime", "params": ["300"]}]
+    assert plan["convergence_schedule"]["stalling"][-1] == {"limit": -1, "action": {"name": "abort", "params": []}}
+    assert set(plan["libvirt"]) == {"destination_uri", "flags", "params"}
+    assert {"VIR_MIGRATE_LIVE", "VIR_MIGRATE_PARALLEL", "VIR_MIGRATE_ZEROCOPY"} <= set(plan["libvirt"]["flags"])
+    assert plan["libvirt"]["params"]["migrate_uri"] == f"tcp://{estate.destination.address}"
+    assert all(set(decision) == {"code", "message"} for decision in plan["decisions"])
+    assert "parallel_enforced" in {decision["code"] for decision in plan["decisions"]}
+    assert plan == migration_plan(vm=vm_for_planning(estate.vm.pk), destination=estate.destination).to_dict()
+
+
+@pytest.mark.parametrize("destination", [None, "", "00000000-0000-4000-8000-000000000000", "hv-b"])
+def test_the_plan_needs_a_known_destination(api, estate, destination):
+    query = {} if destination is None else {"destination_host": destination}
+    response = api.get(plan_url(estate.vm), query)
+    assert response.status_code == 400
+    assert isinstance(response.json()["destination_host"], list)
+
+
+def test_the_plan_refuses_the_source_and_hosts_of_other_clusters(api, estate):
+    elsewhere = HostFactory(cluster=ClusterFactory())
+    for host in (estate.source, elsewhere):
+        response = api.get(plan_url(estate.vm), {"destination_host": str(host.pk)})
+        assert response.status_code == 400
+        assert "destination_host" in response.json()
+
+
+def test_migrate_freezes_the_plan_on_a_queued_job_and_enqueues_after_commit(
+    api, estate, sent, django_capture_on_commit_callbacks, settings
+):
+    settings.FERRY_HOST_QUEUES = True
+    plan = api.get(plan_url(estate.vm), {"destination_host": str(estate.destination.pk)}).json()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = api.post(
+            f"/api/vms/{estate.vm.pk}/migrate/", {"destination_host": str(estate.destination.pk)}, format="json"
+        )
+        assert response.status_code == 202
+        assert sent == [], "the task must not be sent before the job is committed"
+
+    job = response.json()
+    assert (job["state"], job["progress"], job["created_by"]) == ("queued", 0, "admin")
+    assert (job["vm"], job["source_host"], job["destination_host"]) == (
+        str(estate.vm.pk),
+        str(estate.source.pk),
+        str(estate.destination.pk),
+    )
+    assert job["plan"] == plan
+    assert MigrationJob.objects.get(pk=job["id"]).plan == plan
+    for callback in callbacks:
+        callback()
+    assert sent == [{"args": [job["id"]], "queue": f"host.{estate.source.pk}"}]
+    entry = AuditEntry.objects.get(action="migrate")
+    assert (entry.object_type, entry.object_id, entry.actor) == ("migrationjob", job["id"], "admin")
+
+
+def test_a_vm_with_an_active_job_gets_409(api, estate, sent):
+    JobFactory(vm=estate.vm, destination_host=estate.destination, state=JobState.RUNNING)
+    response = api.post(
+        f"/api/vms/{estate.vm.pk}/migrate/", {"destination_host": str(estate.destination.pk)}, format="json"
+    )
+    assert response.status_code == 409
+    assert "active migration" in response.json()["detail"]
+    assert MigrationJob.objects.filter(vm=estate.vm).count() == 1
+
+
+def test_one_active_job_per_vm_is_a_database_constraint(estate):
+    JobFactory(vm=estate.vm, destination_host=estate.destination)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        JobFactory(vm=estate.vm, destination_host=estate.destination)
+
+
+def test_a_vm_can_migrate_again_once_its_job_has_ended(api, estate, sent):
+    from django.utils import timezone
+
+    JobFactory(vm=estate.vm, state=JobState.FAILED, finished_at=timezone.now(), destination_host=estate.destination)
+    response = api.post(
+        f"/api/vms/{estate.vm.pk}/migrate/", {"destination_host": str(estate.destination.pk)}, format="json"
+    )
+    assert response.status_code == 202
+
+
+@pytest.mark.parametrize("case", ["source", "other_cluster", "maintenance", "vm_down", "unknown"])
+def test_migrate_refuses_impossible_moves(api, estate, sent, case):
+    vm, destination = estate.vm, estate.destination
+    if case == "source":
+        destination = estate.source
+    elif case == "other_cluster":
+        destination = HostFactory(cluster=ClusterFactory())
+    elif case == "maintenance":
+        destination.status = HostStatus.MAINTENANCE
+        destination.save()
+    elif case == "vm_down":
+        vm.status = VMStatus.DOWN
+        vm.save()
+    target = "00000000-0000-4000-8000-000000000000" if case == "unknown" else str(destination.pk)
+
+    response = api.post(f"/api/vms/{vm.pk}/migrate/", {"destination_host": target}, format="json")
+
+    assert response.status_code == 400
+    field = "vm" if case == "vm_down" else "destination_host"
+    assert isinstance(response.json()[field], list)
+    assert not MigrationJob.objects.filter(vm=vm).exists()
+    assert sent == []
+
+
+def test_a_vms_policy_must_be_offered_at_its_clusters_level(api, level):
+    vm = VMFactory(host=HostFactory(cluster=ClusterFactory(compatibility_version=level("4.6"))))
+    response = api.patch(f"/api/vms/{vm.pk}/", {"migration_policy": str(VERY_LARGE_VMS_ID)}, format="json")
+    assert response.status_code == 400
+    assert "migration_policy" in response.json()
+
+
+def test_a_vm_being_migrated_cannot_be_deleted(api, estate):
+    response = api.delete(f"/api/vms/{estate.job.vm_id}/")
+    assert response.status_code == 400
+    assert "being migrated" in " ".join(response.json()["non_field_errors"])
+
+
+def test_jobs_are_listed_newest_first_and_filtered(api, estate):
+    newer = JobFactory(vm=estate.vm, destination_host=estate.destination, state=JobState.RUNNING)
+    listed = api.get("/api/migrations/").json()["results"]
+    assert [job["id"] for job in listed] == [str(newer.pk), str(estate.job.pk)]
+    assert [job["id"] for job in api.get("/api/migrations/", {"state": "running"}).json()["results"]] == [str(newer.pk)]
+    assert [job["id"] for job in api.get("/api/migrations/", {"vm": str(estate.vm.pk)}).json()["results"]] == [
+        str(newer.pk)
+    ]
+    assert set(listed[0]) == {
+        "id",
+        "vm",
+        "source_host",
+        "destination_host",
+        "state",
+        "progress",
+        "plan",
+        "error",
+        "stats",
+        "cancel_requested",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    }
+
+
+@pytest.mark.parametrize("query", [{"state": "paused"}, {"vm": "00000000-0000-4000-8000-000000000000"}])
+def test_unknown_job_filters_are_a_400(api, estate, query):
+    response = api.get("/api/migrations/", query)
+    assert response.status_code == 400
+    assert set(response.json()) == set(query)
+
+
+def test_cancelling_a_queued_job_ends_it(api, estate):
+    response = api.post(f"/api/migrations/{estate.job.pk}/cancel/")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["state"], body["cancel_requested"]) == ("cancelled", True)
+    assert body["finished_at"] is not None
+    entry = AuditEntry.objects.get(action="cancel")
+    assert (entry.before["state"], entry.after["state"]) == ("queued", "cancelled")
+
+
+def test_cancelling_a_running_job_asks_its_task_to_stop(api, estate):
+    job = JobFactory(vm=estate.vm, destination_host=estate.destination, state=JobState.RUNNING)
+    body = api.post(f"/api/migrations/{job.pk}/cancel/").json()
+    assert (body["state"], body["cancel_requested"]) == ("running", True)
+
+
+def test_cancelling_an_ended_job_is_a_409(api, estate):
+    api.post(f"/api/migrations/{estate.job.pk}/cancel/")
+    response = api.post(f"/api/migrations/{estate.job.pk}/cancel/")
+    assert response.status_code == 409
+    assert "already ended" in response.json()["detail"]
