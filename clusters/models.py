@@ -316,6 +316,8 @@ class VM(_OriginalValuesMixin, VersionedModel):
         ordering = ["name"]
         verbose_name = "VM"
         verbose_name_plural = "VMs"
+        # Lists are ordered by name: without it a page of 100 sorts every VM (bench/: 20,000 VMs).
+        indexes = [models.Index(fields=["name"], name="vm_name_idx")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(custom_parallel_migrations__isnull=True)

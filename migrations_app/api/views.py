@@ -17,7 +17,9 @@ from migrations_app.services import migration_cancel
 class MigrationJobViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Migration jobs, newest first. Start one with POST /api/vms/{id}/migrate/."""
 
-    queryset = job_list()
+    # Only ids of the VM and hosts are serialized: joining their rows (and decoding the hosts'
+    # capabilities) made a page of 100 jobs three times slower (bench/).
+    queryset = job_list().select_related(None).select_related("created_by")
     serializer_class = MigrationJobSerializer
     filterset_class = MigrationJobFilterSet
     action_permissions = {"cancel": ["migrations_app.change_migrationjob"]}
