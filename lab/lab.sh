@@ -4,7 +4,7 @@
 #   lab/lab.sh up        start hosta + hostb and the guest "labvm" on hosta; they keep running
 #   lab/lab.sh down      stop everything `up` started (exit 0 even when nothing is up)
 #   lab/lab.sh status    exit 0 when the lab is up and healthy, 1 otherwise
-#   lab/lab.sh guest [--host hosta|hostb] [--name N] [--mem MB] [--fill MB] [--dirty MB] [--replace]
+#   lab/lab.sh guest [--host hosta|hostb] [--name N] [--mem MB] [--fill MB] [--dirty MB] [--vcpus N] [--replace]
 #                        define + start a guest, wait for its heartbeat, print its UUID on stdout
 #   lab/lab.sh rm-guest NAME     destroy + undefine a guest on every host
 #   lab/lab.sh kill-host HOST [--qemu | --guest NAME]
@@ -31,13 +31,21 @@
 # Environment: LAB_GUEST_MEM_MB=512 LAB_FILL_MB=256 LAB_DIRTY_MB= (MiB re-dirtied per second)
 #              LAB_NO_GUEST=1 (hosts only)  LAB_INSTALL=0 (never apt-get install missing packages)
 #              LAB_BOOT_TIMEOUT=120 (seconds to wait for a guest's first heartbeat)
+#              LAB_ID= (unset: the default lab, netns "ferrylab", state in var/lab/; ID: a second,
+#              independent lab, netns "ferrylab-ID", state in var/lab-ID/, e.g. LAB_ID=bench for
+#              the benchmarks; the same addresses and ports, which live inside each namespace)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 VAR=$REPO/var/lab
-STATE=$VAR/state.json
 NS=ferrylab
+if [ -n "${LAB_ID:-}" ]; then   # an independent second lab (see LAB_ID above)
+    [[ "$LAB_ID" =~ ^[a-z0-9]{1,12}$ ]] || { echo "lab.sh: LAB_ID must be 1-12 of [a-z0-9]" >&2; exit 2; }
+    VAR=$REPO/var/lab-$LAB_ID
+    NS=ferrylab-$LAB_ID
+fi
+STATE=$VAR/state.json
 CACHE=/var/cache/ferry-lab/guest
 GUEST_MNT=/var/lib/ferry-guest          # where each host's mount namespace sees $CACHE
 PY=/usr/bin/python3
@@ -130,13 +138,13 @@ s["pki"] = {"dir": var + "/pki", "ca_cert": var + "/pki/ca/ca-cert.pem"}
 EOF
 }
 
-write_state_guest() {   # name uuid host mem fill dirty
+write_state_guest() {   # name uuid host mem fill dirty vcpus
     local a=("$@") h
     for h in "${HOSTS[@]}"; do a+=("$h" "$(console_dir "$h")/$1-console.log"); done
     state_py "${a[@]}" <<'EOF'
-name, uuid, host, mem, fill, dirty = args[:6]
-consoles = dict(zip(args[6::2], args[7::2]))
-g = {"name": name, "uuid": uuid, "host": host, "memory_mib": int(mem), "vcpus": 1,
+name, uuid, host, mem, fill, dirty, vcpus = args[:7]
+consoles = dict(zip(args[7::2], args[8::2]))
+g = {"name": name, "uuid": uuid, "host": host, "memory_mib": int(mem), "vcpus": int(vcpus),
      "fill_mib": int(fill), "dirty_mib": int(dirty) if dirty else 0, "console_logs": consoles}
 s.setdefault("guests", {})[name] = g
 if name == "labvm":
@@ -158,7 +166,7 @@ reaper_pid() { cat "$VAR/$1/reaper.pid" 2>/dev/null || true; }
 daemon_pid() { cat "$VAR/$1/run/libvirt/libvirtd.pid" 2>/dev/null || true; }
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 is_libvirtd() { [ -n "${1:-}" ] && grep -qa libvirtd "/proc/$1/cmdline" 2>/dev/null; }
-ns_exists() { ip netns list 2>/dev/null | grep -qw "^$NS"; }
+ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qxF "$NS"; }   # exact: not ferrylab-<id>
 
 host_healthy() {   # host: daemon process alive and answering on its UNIX socket
     is_libvirtd "$(daemon_pid "$1")" && timeout 10 virsh -q -c "$(uri "$1")" version >/dev/null 2>&1
@@ -459,8 +467,8 @@ remove_guest() {
     done
 }
 
-start_guest() {   # host name mem fill dirty
-    local host=$1 name=$2 mem=$3 fill=$4 dirty=$5 xml memtune="" ml con h i
+start_guest() {   # host name mem fill dirty [vcpus]
+    local host=$1 name=$2 mem=$3 fill=$4 dirty=$5 vcpus=${6:-1} xml memtune="" ml con h i
     xml=$VAR/guests/$name.xml
     mkdir -p "$VAR/guests"
     # Zero-copy makes libvirt raise QEMU's RLIMIT_MEMLOCK to the guest size, which needs
@@ -473,7 +481,7 @@ start_guest() {   # host name mem fill dirty
 <domain type='qemu'>
   <name>$name</name>
   <memory unit='MiB'>$mem</memory>
-  <vcpu>1</vcpu>
+  <vcpu>$vcpus</vcpu>
   $memtune
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
@@ -500,7 +508,7 @@ EOF
         die "virsh start $name on $host failed; QEMU log: $(console_dir "$host")/$name.log"
     fi
     con=$(console_dir "$host")/$name-console.log
-    log "guest $name started on $host ($mem MiB, fill $fill MiB${dirty:+, dirty $dirty MiB/s}); waiting for its heartbeat"
+    log "guest $name started on $host ($mem MiB, fill $fill MiB${dirty:+, dirty $dirty MiB/s}$([ "$vcpus" = 1 ] || echo ", $vcpus vCPUs")); waiting for its heartbeat"
     for i in $(seq $((BOOT_TIMEOUT * 10))); do
         grep -q 'GUEST: tick' "$con" 2>/dev/null && break
         if [ $((i % 20)) = 0 ] && [ "$(V "$host" domstate "$name" 2>/dev/null)" != running ]; then
@@ -511,7 +519,7 @@ EOF
     grep -q 'GUEST: tick' "$con" 2>/dev/null ||
         die "no heartbeat from $name within ${BOOT_TIMEOUT}s: $(tail -n 3 "$con" 2>/dev/null | tr '\n' ' ') (console $con)"
     GUEST_UUID=$(V "$host" domuuid "$name")
-    write_state_guest "$name" "$GUEST_UUID" "$host" "$mem" "$fill" "$dirty"
+    write_state_guest "$name" "$GUEST_UUID" "$host" "$mem" "$fill" "$dirty" "$vcpus"
     log "guest $name is up on $host, uuid $GUEST_UUID, console $con"
 }
 
@@ -635,7 +643,7 @@ cmd_status() {
 }
 
 cmd_guest() {
-    local host=hosta name=labvm mem=$GUEST_MEM_MB fill=$FILL_MB dirty=$DIRTY_MB replace=0
+    local host=hosta name=labvm mem=$GUEST_MEM_MB fill=$FILL_MB dirty=$DIRTY_MB vcpus=1 replace=0
     while [ $# -gt 0 ]; do
         case "$1" in
             --host) host=$2; shift 2 ;;
@@ -643,6 +651,7 @@ cmd_guest() {
             --mem) mem=$2; shift 2 ;;
             --fill) fill=$2; shift 2 ;;
             --dirty) dirty=$2; shift 2 ;;
+            --vcpus) vcpus=$2; shift 2 ;;
             --replace) replace=1; shift ;;
             *) die "guest: unknown option $1" ;;
         esac
@@ -650,6 +659,7 @@ cmd_guest() {
     check_host_name "$host"
     [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "guest: bad name '$name'"
     [[ "$mem$fill${dirty:-0}" =~ ^[0-9]+$ ]] || die "guest: --mem, --fill and --dirty take MiB numbers"
+    [[ "$vcpus" =~ ^[1-9][0-9]?$ ]] || die "guest: --vcpus takes a number from 1 to 99"
     [ "$fill" -le $((mem - 128)) ] || die "guest: --fill $fill does not fit in --mem $mem (keep 128 MiB free)"
     require_root
     lock
@@ -664,7 +674,7 @@ cmd_guest() {
     fi
     [ -n "$where" ] && { log "removing the old $name from $where"; remove_guest "$name"; }
     ensure_guest_files
-    start_guest "$host" "$name" "$mem" "$fill" "$dirty"
+    start_guest "$host" "$name" "$mem" "$fill" "$dirty" "$vcpus"
     echo "$GUEST_UUID"
 }
 

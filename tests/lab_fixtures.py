@@ -2,10 +2,10 @@
 
 `lab` (session scope) brings the lab up with lab/lab.sh when it is not up already, returns the
 parsed var/lab/state.json (a dict, class Lab) with helper methods, and takes the lab down at the
-end only if it started it.  Where the lab cannot run (not root, not Linux, no namespaces, no
-libvirt-python), every test using it is skipped with a loud reason.  FERRY_SKIP_LAB=1 skips them
-on purpose.  `fresh_guest` is a factory for guests that are removed again after the test.
-No database, no Django.
+end only if it started it.  LAB_ID=<id> selects the independent lab in var/lab-<id>/ instead.
+Where the lab cannot run (not root, not Linux, no namespaces, no libvirt-python), every test
+using it is skipped with a loud reason.  FERRY_SKIP_LAB=1 skips them on purpose.  `fresh_guest`
+is a factory for guests that are removed again after the test.  No database, no Django.
 
 Use: `from tests.lab_fixtures import fresh_guest, lab  # noqa: F401` in a conftest.py.
 """
@@ -27,7 +27,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LAB_SH = REPO / "lab" / "lab.sh"
-STATE = REPO / "var" / "lab" / "state.json"
+# LAB_ID selects an independent second lab (lab/lab.sh: netns ferrylab-<id>, state in var/lab-<id>/).
+LAB_ID = os.environ.get("LAB_ID", "")
+STATE = REPO / "var" / (f"lab-{LAB_ID}" if LAB_ID else "lab") / "state.json"
 
 if str(REPO) not in sys.path:  # `import core.virt` without any pytest configuration
     sys.path.insert(0, str(REPO))
@@ -69,12 +71,13 @@ class Lab(dict):
         mem: int | None = None,
         fill: int | None = None,
         dirty: int | None = None,
+        vcpus: int | None = None,
         replace: bool = True,
     ) -> dict:
         """Start a guest with lab/lab.sh guest (fresh unless replace=False); its state.json entry."""
         name = name or f"t-{uuidlib.uuid4().hex[:8]}"
         args = ["guest", "--host", host, "--name", name]
-        for opt, value in (("--mem", mem), ("--fill", fill), ("--dirty", dirty)):
+        for opt, value in (("--mem", mem), ("--fill", fill), ("--dirty", dirty), ("--vcpus", vcpus)):
             if value is not None:
                 args += [opt, str(value)]
         if replace:
