@@ -11,7 +11,7 @@ from clusters.models import Cluster
 from clusters.services import cluster_update
 from core.audit import Actor
 from migrations_app.models import JobState, MigrationJob
-from policies.models import VERY_LARGE_VMS_ID
+from policies.models import VERY_LARGE_VMS_ID, MigrationPolicy
 from tests.browser.conftest import log_in
 from tests.factories import HostFactory
 from tests.pages.world import read_only_user
@@ -43,7 +43,7 @@ def policy_option(page: Page, name: str):
     return page.locator("#id_migration_policy option", has_text=name)
 
 
-def test_flow1_the_policy_offer_changes_in_place_with_the_version(admin_page, live_server, world):
+def test_flow1_the_policy_offer_changes_in_place_with_the_version(admin_page, live_server, world, screenshots_dir):
     page = admin_page
     page.goto(f"{live_server.url}/clusters/add/")
     mark_page(page)
@@ -63,6 +63,7 @@ def test_flow1_the_policy_offer_changes_in_place_with_the_version(admin_page, li
     )
     page.select_option("#id_migration_encrypted", "true")
     expect(notes).to_contain_text("Encryption is on: zero-copy will not be used.")
+    page.screenshot(path=screenshots_dir / "cluster-add-notes-1280.png", full_page=True)
 
     # Switching back to 4.6 with Very large VMs chosen moves the choice, and says so.
     page.select_option("#id_compatibility_version", "4.6")
@@ -90,7 +91,7 @@ def test_flow1_the_policy_offer_changes_in_place_with_the_version(admin_page, li
     assert (cluster.migration_policy_id, cluster.custom_parallel_migrations) == (VERY_LARGE_VMS_ID, 8)
 
 
-def test_flow2_a_forged_post_is_refused(admin_page, live_server, world):
+def test_flow2_a_forged_post_is_refused(admin_page, live_server, world, screenshots_dir):
     page = admin_page
     page.goto(f"{live_server.url}/clusters/add/")
     page.select_option("#id_compatibility_version", "4.6")
@@ -105,6 +106,7 @@ def test_flow2_a_forged_post_is_refused(admin_page, live_server, world):
     expect(page.locator("#field-migration_policy .field-error")).to_have_text(
         "Very large VMs needs parallel migrations, which compatibility version 4.6 does not support."
     )
+    page.locator("#field-migration_policy").screenshot(path=screenshots_dir / "cluster-forged-refused-1280.png")
     assert not Cluster.objects.filter(name="forged").exists()
 
 
@@ -127,7 +129,9 @@ def test_flow3_edit_and_save_a_cluster_and_the_audit_entry_appears(admin_page, l
     expect(entry).to_contain_text("Production, zero-copy")
 
 
-def test_flow4_migrate_with_the_plan_preview_then_follow_the_job(admin_page, live_server, world, worker):
+def test_flow4_migrate_with_the_plan_preview_then_follow_the_job(
+    admin_page, live_server, world, worker, screenshots_dir
+):
     world.cluster.migration_policy_id = VERY_LARGE_VMS_ID
     world.cluster.save()
     slow = HostFactory(name="kvm-slow", cluster=world.cluster, capabilities={"link_speed_mbps": 10_000})
@@ -143,6 +147,7 @@ def test_flow4_migrate_with_the_plan_preview_then_follow_the_job(admin_page, liv
     page.select_option("#id_destination_host", str(slow.pk))
     expect(preview).to_contain_text("1250 MiB/s")
     expect(preview).to_contain_text("parallel_fallback")
+    page.screenshot(path=screenshots_dir / "vm-migrate-fallback-preview-1280.png", full_page=True)
     expect(preview.locator(".flag", has_text="parallel.connections = 2")).to_have_count(1)
     page.select_option("#id_destination_host", str(world.destination.pk))
     expect(preview).to_contain_text("12500 MiB/s")
@@ -160,6 +165,7 @@ def test_flow4_migrate_with_the_plan_preview_then_follow_the_job(admin_page, liv
     expect(page.locator(".msg-success")).to_contain_text("is queued")
     expect(page.locator("#job-state")).to_have_text(re.compile("Queued|Running|Succeeded|Failed"))
     expect(page.get_by_role("progressbar")).to_be_visible()
+    page.screenshot(path=screenshots_dir / "migration-started-1280.png", full_page=True)
     if worker is not None:
         state = wait_for_terminal_state(page)
         job.refresh_from_db()
@@ -203,7 +209,9 @@ def test_cancelling_a_queued_job_ends_it(admin_page, live_server, world):
     assert wait_for_terminal_state(page, timeout_ms=5_000) == "cancelled"
 
 
-def test_flow5_a_stale_edit_is_refused_and_shows_what_changed(admin_page, live_server, world, admin_user):
+def test_flow5_a_stale_edit_is_refused_and_shows_what_changed(
+    admin_page, live_server, world, admin_user, screenshots_dir
+):
     page = admin_page
     page.goto(f"{live_server.url}/clusters/{world.cluster.pk}/edit/")
     # Someone else saves while this form is open.
@@ -220,6 +228,7 @@ def test_flow5_a_stale_edit_is_refused_and_shows_what_changed(admin_page, live_s
     expect(stale.locator("tr", has_text="Description")).to_contain_text("Alice was here")
     expect(stale.locator("tr", has_text="Migration encryption")).to_contain_text("On: migrate over TLS")
     expect(page.locator("#id_description")).to_have_value("My description")
+    page.screenshot(path=screenshots_dir / "cluster-stale-edit-1280.png")
     assert Cluster.objects.get(pk=world.cluster.pk).description == "Alice was here"
 
     page.get_by_role("button", name="Save").click()
@@ -274,3 +283,35 @@ def test_log_in_as_admin_through_the_form(page, live_server, admin_user):
     expect(page.locator("h1")).to_have_text("Dashboard")
     expect(page.get_by_role("navigation", name="Main")).to_contain_text("Clusters")
     assert log_in  # the other tests log in with a session cookie instead
+
+
+def test_the_schedule_editor_adds_and_removes_rows(admin_page, live_server, world):
+    page = admin_page
+    page.goto(f"{live_server.url}/policies/add/?from={VERY_LARGE_VMS_ID}")
+    mark_page(page)
+    page.fill("#id_name", "Huge guests, patient")
+    stalling = page.locator("#stalling-rows tr")
+    expect(stalling).to_have_count(5)
+    stalling.nth(4).get_by_role("button", name="Remove").click()
+    expect(stalling).to_have_count(4)
+    page.get_by_role("button", name="Add step").click()
+    new_row = stalling.nth(4)
+    new_row.get_by_label("After iteration").fill("8")
+    new_row.get_by_label("Action").select_option("abort")
+    expect(new_row.get_by_label("Downtime (ms)")).to_be_hidden()
+    last = page.locator("#last-rows tr")
+    last.nth(1).get_by_role("button", name="Remove").click()  # abort, re-added below after a longer downtime
+    page.get_by_role("button", name="Add action").click()
+    last.nth(1).get_by_label("Downtime (ms)").fill("9000")
+    page.get_by_role("button", name="Add action").click()
+    last.nth(2).get_by_label("Action").select_option("abort")
+    expect(last).to_have_count(3)
+    assert_not_reloaded(page)
+    page.get_by_role("button", name="Create policy").click()
+
+    expect(page.locator(".msg-success")).to_have_text("Created migration policy Huge guests, patient.")
+    expect(page.locator("#schedule")).to_contain_text("After iteration 8")
+    convergence = MigrationPolicy.objects.get(name="Huge guests, patient").convergence
+    assert [step["limit"] for step in convergence["stalling"]] == [1, 2, 3, 4, 8]
+    assert convergence["stalling"][-1]["action"] == {"name": "abort", "params": []}
+    assert [action["params"] for action in convergence["last"]] == [["5000"], ["9000"], []]
