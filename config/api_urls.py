@@ -1,5 +1,6 @@
 """The REST API under /api/: each app's router, the OpenAPI schema and the Swagger UI (served locally)."""
 
+from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -16,6 +17,7 @@ urlpatterns = [
     path("", include("migrations_app.api.urls")),
     path("", include("core.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # A browser that is not logged in is sent to the login page, then back here.
+    path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
     re_path(r"^(?P<path>.*)$", not_found),
 ]

@@ -127,11 +127,17 @@ def test_a_user_without_view_permission_reads_nothing(db):
     assert client.get("/api/clusters/").status_code == 403
 
 
-def test_the_schema_and_the_docs_are_served_locally(db):
-    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+def test_the_schema_and_the_docs_are_served_locally_to_logged_in_users(admin_user):
+    anonymous = APIClient()
+    assert anonymous.get("/api/schema/").status_code == 401
+    assert anonymous.get("/api/docs/")["Location"].startswith("/accounts/login/?next=/api/docs/")
+
+    client = APIClient()
+    client.force_login(admin_user)
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
     assert "/api/vms/{id}/migrate/" in schema.json()["paths"]
-    docs = APIClient().get("/api/docs/")
+    docs = client.get("/api/docs/")
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
