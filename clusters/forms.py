@@ -168,7 +168,11 @@ class ClusterForm(VersionedModelForm):
         return cleaned
 
     def selected_policy(self) -> MigrationPolicy | None:
+        """The policy the select shows: the chosen one if listed, else the first listed (as a browser does)."""
         value = str(self.value("migration_policy") or "")
+        listed = [pk for pk, _ in self.fields["migration_policy"].widget.choices]
+        if value not in listed:
+            value = listed[0] if listed else ""
         return MigrationPolicy.objects.filter(pk=value).first() if _is_uuid(value) else None
 
     def notes(self) -> list[Note]:

@@ -108,6 +108,8 @@ def test_a_forged_post_of_very_large_vms_at_4_6_is_refused_with_the_models_messa
     assert response.status_code == 200
     page = response.content.decode()
     assert "Very large VMs needs parallel migrations, which compatibility version 4.6 does not support." in page
+    # What the select shows (the first offered policy) is what the summary and the notes describe.
+    assert response.context["form"].selected_policy().name == "Minimal downtime"
     assert not Cluster.objects.filter(name="forged").exists()
     assert not AuditEntry.objects.exists()
 

@@ -15,14 +15,14 @@ pytestmark = pytest.mark.django_db
 
 def test_the_host_page_shows_the_capabilities(admin_client, world):
     page = admin_client.get(f"/hosts/{world.source.pk}/").content.decode()
-    for text in ("9.0.0", "7.2.0", "Zero-copy migrations", "Supported", "100000 Mbit/s", "Never: the host"):
+    for text in ("9.0.0", "7.2.0", "Zero-copy migrations", "Supported", "100000 Mbit/s", "256.0 GiB"):
         assert text in page
 
 
 def test_a_host_without_a_report_says_so(admin_client):
     host = HostFactory(capabilities={})
     page = admin_client.get(f"/hosts/{host.pk}/").content.decode()
-    assert "Not reported" in page
+    assert "Not reported" in page and "Never: the host's agent has not reported yet." in page
 
 
 def test_maintenance_and_activate(admin_client, world):
