@@ -200,9 +200,6 @@ class ClusterForm(VersionedModelForm):
             ),
         )
 
-    def shows(self, name: str, when: str) -> bool:
-        return self.value(name) == when
-
 
 def _is_uuid(value: str) -> bool:
     try:
@@ -270,14 +267,6 @@ class VMForm(VersionedModelForm):
             (TriState.FALSE, "Off"),
         ]
         self.fields["custom_parallel_migrations"].widget.attrs.update(min=2, max=255)
-
-    def value(self, name: str) -> Any:
-        if self.is_bound:
-            return self.data.get(self.add_prefix(name))
-        return self.get_initial_for_field(self.fields[name], name)
-
-    def shows(self, name: str, when: str) -> bool:
-        return self.value(name) == when
 
     def clean(self):
         cleaned = super().clean()

@@ -152,7 +152,7 @@ class VersionedModelForm(forms.ModelForm):
             changes.append(
                 Change(
                     label=str(self.fields[name].label or name),
-                    before=self.display(name, before) if loaded is not None else "?",
+                    before=self.display(name, before) if loaded is not None else "(not known)",
                     theirs=self.display(name, theirs),
                     yours=self.display(name, posted.get(name)),
                 )

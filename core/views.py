@@ -172,12 +172,8 @@ class ObjectEditView(ModelPermissionMixin, View):
     def get_form(self, obj: models.Model | None, data=None) -> VersionedModelForm:
         return self.form_class(data, instance=obj, initial=self.get_initial() if obj is None else None)
 
-    def get_context_data(self, form: VersionedModelForm, obj: models.Model | None) -> dict[str, Any]:
-        return {}
-
     def render_form(self, form, obj, **extra) -> HttpResponse:
         context = {"form": form, "object": obj, "model_opts": self.model._meta, **extra}
-        context |= self.get_context_data(form, obj)
         return render(self.request, self.template_name, context)
 
     def get(self, request: HttpRequest, pk=None) -> HttpResponse:
