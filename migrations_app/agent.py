@@ -198,12 +198,14 @@ def decide_outcome(
         return JobState.SUCCEEDED, None
     if destination_state == "unreachable" and source_state is None and result.get("ok"):
         return JobState.SUCCEEDED, None
-    return JobState.FAILED, libvirt_error | {
-        "code": "vm_not_found",
-        "message": "The VM is running on neither host after the migration "
-        f"(source: {source_state or 'absent'}, destination: {destination_state or 'absent'}). "
-        + (result.get("error_message") or ""),
-    }
+    if source_state is None and destination_state is None:
+        return JobState.FAILED, libvirt_error | {
+            "code": "vm_not_found",
+            "message": "The VM is defined on neither host after the migration. "
+            + (result.get("error_message") or ""),
+        }
+    # A host could not be read: the call's own error is all that is known.
+    return JobState.FAILED, libvirt_error
 
 
 def migration_finish(

@@ -4,7 +4,8 @@ from django.conf import settings
 from clusters.models import ClusterLevel
 from core.audit import Actor
 from tests.factories import UserFactory
-from tests.lab_fixtures import fresh_guest, lab  # noqa: F401  (the real libvirt lab, for tests/e2e and tests/virt)
+from tests.lab_fixtures import fresh_guest, lab  # noqa: F401  (the real libvirt lab)
+from tests.worker_fixtures import host_workers, lab_cluster  # noqa: F401  (real Celery workers)
 
 
 def pytest_configure(config):

@@ -136,7 +136,8 @@ def test_starting_twice_is_a_conflict(pair, actor, django_capture_on_commit_call
         (None, "up", {"ok": False, "error_message": "late error"}, "succeeded", None),
         (None, None, {"ok": False, "error_message": "gone"}, "failed", "vm_not_found"),
         (None, "unreachable", {"ok": True}, "succeeded", None),
-        ("unreachable", "unreachable", {"ok": False}, "failed", "vm_not_found"),
+        ("unreachable", "unreachable", {"ok": False}, "failed", "migration_failed"),
+        (None, "unreachable", {"ok": False}, "failed", "migration_failed"),
     ],
 )
 def test_the_outcome_comes_from_the_domains_real_state(source, destination, result, state, code):
@@ -156,4 +157,3 @@ def test_the_reconciler_fails_jobs_whose_agent_never_answers(pair):
     assert (old.state, old.error["code"]) == ("failed", "agent_lost")
     assert MigrationJob.objects.get(pk=fresh.pk).state == "queued"
     assert AuditEntry.objects.filter(object_id=str(old.pk), actor="ferry.reconcile").exists()
-

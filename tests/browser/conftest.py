@@ -14,7 +14,9 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 
+from clusters.models import Host
 from tests.pages.world import build_world, read_only_user
+from tests.worker_fixtures import Worker
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made by the tests
 # themselves are still plain synchronous calls.
@@ -118,10 +120,11 @@ def reader_page(page, live_server, transactional_db):
 
 
 @pytest.fixture
-def worker(monkeypatch):
-    """What runs a migration once it is queued. This default has no worker: enqueued jobs are
-    recorded instead of being sent to the broker, and stay queued. Override this fixture with
-    one that starts a real Celery worker (returning it) to drive jobs to a terminal state."""
-    sent = []
-    monkeypatch.setattr("migrations_app.tasks.enqueue_migration", sent.append)
-    return None
+def worker(world):
+    """A real Celery worker serving the world's source host. That host's libvirt socket does not
+    exist, so a job goes through the real task and libvirt layer and fails cleanly."""
+    source = world.vm.host
+    Host.objects.filter(pk=source.pk).update(libvirt_uri="qemu:///system?socket=/nonexistent/ferry-browser-test.sock")
+    real_worker = Worker("browser", [f"host.{source.pk}"]).wait_ready()
+    yield real_worker
+    real_worker.stop()

@@ -166,10 +166,34 @@ def test_flow4_migrate_with_the_plan_preview_then_follow_the_job(
     expect(page.locator("#job-state")).to_have_text(re.compile("Queued|Running|Succeeded|Failed"))
     expect(page.get_by_role("progressbar")).to_be_visible()
     page.screenshot(path=screenshots_dir / "migration-started-1280.png", full_page=True)
-    if worker is not None:
-        state = wait_for_terminal_state(page)
-        job.refresh_from_db()
-        assert state == job.state
+    # The real worker claims the job, libvirt cannot be reached at the source, the job fails cleanly.
+    assert wait_for_terminal_state(page) == "failed"
+    job.refresh_from_db()
+    assert (job.state, job.error["code"]) == ("failed", "migration_failed")
+    expect(page.locator("#job-status")).to_contain_text("libvirt")
+    page.screenshot(path=screenshots_dir / "migration-failed-1280.png", full_page=True)
+
+
+@pytest.mark.lab
+def test_flow4_on_the_lab_a_real_migration_reaches_succeeded(
+    admin_page, live_server, lab, lab_cluster, screenshots_dir
+):
+    from tests.worker_fixtures import vm_of
+
+    vm = vm_of(lab["guest"])
+    destination = vm.host.cluster.hosts.exclude(pk=vm.host_id).get()
+    page = admin_page
+    page.goto(f"{live_server.url}/vms/{vm.pk}/migrate/")
+    page.select_option("#id_destination_host", str(destination.pk))
+    preview = page.locator("#plan-preview")
+    expect(preview).to_contain_text("VIR_MIGRATE_ZEROCOPY")
+    page.get_by_role("button", name="Confirm migration").click()
+    expect(page).to_have_url(re.compile(rf"{live_server.url}/migrations/[0-9a-f-]{{36}}/$"))
+    assert wait_for_terminal_state(page) == "succeeded"
+    expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+    page.screenshot(path=screenshots_dir / "migration-succeeded-lab-1280.png", full_page=True)
+    vm.refresh_from_db()
+    assert vm.host_id == destination.pk
 
 
 def test_the_job_page_follows_the_job_live_and_stops_polling_at_the_end(admin_page, live_server, world):

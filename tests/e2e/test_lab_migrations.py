@@ -19,8 +19,8 @@ from core.models import AuditEntry
 from migrations_app.agent import inventory_sync
 from migrations_app.models import TERMINAL_STATES, MigrationJob
 from migrations_app.tasks import migrate
-from tests.e2e.conftest import vm_of
 from tests.factories import UserFactory
+from tests.worker_fixtures import vm_of
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from kombu import Connection
@@ -16,8 +15,8 @@ from clusters.models import VM, Host
 from core import virt
 from core.models import AuditEntry
 from migrations_app.agent import inventory_sync
-from tests.e2e.conftest import REPO, _database_url, vm_of
 from tests.factories import UserFactory
+from tests.worker_fixtures import REPO, Worker, vm_of, worker_env
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -89,7 +88,7 @@ def _rabbitmq_url() -> str | None:
     return url
 
 
-def test_a_worker_on_rabbitmq_serves_its_hosts_queue(lab, lab_cluster, tmp_path):
+def test_a_worker_on_rabbitmq_serves_its_hosts_queue(lab, lab_cluster):
     """The same host task over RabbitMQ: an enqueue in one process, a worker in another."""
     url = _rabbitmq_url()
     if url is None:
@@ -97,20 +96,9 @@ def test_a_worker_on_rabbitmq_serves_its_hosts_queue(lab, lab_cluster, tmp_path)
     _, hosts = lab_cluster
     host = hosts["hosta"]
     Host.objects.filter(pk=host.pk).update(capabilities={}, capabilities_updated_at=None)
-    env = dict(os.environ, DATABASE_URL=_database_url(), CELERY_BROKER_URL=url, FERRY_HOST_QUEUES="true")
-    celery = str(Path(sys.executable).parent / "celery")
-    queue = f"host.{host.pk}"
-    subprocess.run([celery, "-A", "config", "purge", "-f", "-Q", queue], env=env, cwd=REPO, check=False, timeout=60)
-    log = tmp_path / "worker.log"
-    with log.open("w") as out:
-        worker = subprocess.Popen(
-            [celery, "-A", "config", "worker", "--queues", queue, "--concurrency", "1", "--hostname",
-             "rabbit@ferry-e2e", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    env = worker_env(CELERY_BROKER_URL=url)
+    worker = Worker("rabbitmq", [f"host.{host.pk}"], env=env).wait_ready()
     try:
-        wait_until(lambda: " ready." in log.read_text() or worker.poll() is not None, what="the worker")
-        assert worker.poll() is None, log.read_text()[-2000:]
         subprocess.run(
             [sys.executable, "manage.py", "shell", "-c",
              f"from clusters.models import Host; from migrations_app.tasks import enqueue_refresh_capabilities; "
@@ -122,10 +110,9 @@ def test_a_worker_on_rabbitmq_serves_its_hosts_queue(lab, lab_cluster, tmp_path)
             what="the report over RabbitMQ",
         )
         assert refreshed.capabilities["zerocopy_migrations"] is True
-        assert "amqp://" in log.read_text()
+        assert "amqp://" in worker.log.read_text()
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        worker.stop()
 
 
 def test_the_reconciler_ends_an_abandoned_job_from_libvirts_real_state(lab, lab_cluster):

@@ -1,0 +1,111 @@
+"""Real Celery workers for tests: each serves its hosts' queues, on the suite's broker and database.
+
+A job then goes page or API -> broker -> worker -> libvirt -> database for real. The broker is
+CELERY_BROKER_URL (Redis in CI, the filesystem broker locally); the database is the test database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from clusters.models import VM, Cluster, Host
+from policies.models import VERY_LARGE_VMS_ID
+
+REPO = Path(__file__).resolve().parents[1]
+LOG_DIR = REPO / "var" / "test-workers"
+CELERY = str(Path(sys.executable).parent / "celery")
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def worker_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ, DATABASE_URL=database_url(), FERRY_HOST_QUEUES="true", FERRY_LOG_LEVEL="INFO")
+    env.setdefault("CELERY_BROKER_URL", settings.CELERY_BROKER_URL)
+    return env | overrides
+
+
+class Worker:
+    """One `celery worker` process serving the given queues; its log is in var/test-workers/."""
+
+    def __init__(self, name: str, queues: list[str], env: dict[str, str] | None = None):
+        self.name = name
+        self.env = env or worker_env()
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.log = LOG_DIR / f"worker-{name}.log"
+        subprocess.run(
+            [CELERY, "-A", "config", "purge", "-f", "-Q", ",".join(queues)],
+            env=self.env, cwd=REPO, capture_output=True, check=False, timeout=60,
+        )  # fmt: skip
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                [CELERY, "-A", "config", "worker", "--queues", ",".join(queues), "--concurrency", "2",
+                 "--hostname", f"{name}@ferry-tests", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+                env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 60) -> Worker:
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the Celery worker {self.name} did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        return self
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # cold shutdown: tests wait for their jobs
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def host_workers(lab, django_db_setup, django_db_blocker):
+    """A worker per lab host, serving only that host's queue, as on a hypervisor."""
+    workers = {name: Worker(name, [f"host.{host['host_uuid']}"]) for name, host in lab["hosts"].items()}
+    for worker in workers.values():
+        worker.wait_ready()
+    yield {name: worker.log for name, worker in workers.items()}
+    for worker in workers.values():
+        worker.stop()
+
+
+@pytest.fixture
+def lab_cluster(lab, host_workers, transactional_db):
+    """The lab in Ferry: cluster "lab" at 4.7 with Very large VMs, both hosts reported by the real
+    refresh service, and their guests synced from libvirt."""
+    from migrations_app.agent import capabilities_refresh, inventory_sync
+
+    cluster = Cluster.objects.create(name="lab", compatibility_version_id="4.7", migration_policy_id=VERY_LARGE_VMS_ID)
+    hosts = {}
+    for name, entry in lab["hosts"].items():
+        host = Host.objects.create(
+            id=entry["host_uuid"], name=name, cluster=cluster, address=entry["address"],
+            libvirt_uri=entry["libvirt_uri"], peer_uri=entry["peer_uri"], status="up",
+        )  # fmt: skip
+        capabilities_refresh(host_id=str(host.pk))
+        inventory_sync(host_id=str(host.pk))
+        hosts[name] = Host.objects.get(pk=host.pk)
+    return cluster, hosts
+
+
+def vm_of(guest: dict) -> VM:
+    return VM.objects.select_related("host").get(uuid=guest["uuid"])
