@@ -211,7 +211,8 @@ def host_refresh(request, pk):
 
 class VMListView(ObjectListView):
     model = VM
-    queryset = VM.objects.select_related("host__cluster", "migration_policy")
+    # The table shows the cluster's policy for VMs that inherit it: join it too (no query per row).
+    queryset = VM.objects.select_related("host__cluster__migration_policy", "migration_policy")
     filterset_class = VMFilterSet
     template_name = "clusters/vm_list.html"
     filter_labels = {"cluster": "Cluster"}
