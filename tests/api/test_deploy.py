@@ -18,10 +18,12 @@ PRODUCTION = {
 
 
 def manage(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    # The browser tests allow async-unsafe calls in this process; a deployment never does.
+    inherited = {key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **(env or {})},
+        env={**inherited, "DJANGO_SETTINGS_MODULE": "config.settings", **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,

@@ -185,7 +185,7 @@ def test_a_destination_that_dies_fails_the_job_and_the_vm_stays_on_the_source(ap
     started = time.monotonic()
     guest, _vm, job_id = slow_migration(api, lab, fresh_guest)
     destination = lab.other(guest["host"])
-    lab.kill_host(destination, qemu=True)
+    lab.kill_host(destination, guest=guest["name"])  # its libvirtd and the incoming QEMU die
     try:
         job = wait_for_job(job_id, timeout=90)
     finally:
