@@ -20,7 +20,6 @@ from core.audit import Actor
 from core.services import StaleVersion
 from core.views import ObjectDeleteView, ObjectDetailView, ObjectEditView, ObjectListView, page_login_required
 from migrations_app.models import ACTIVE_STATES, MigrationJob
-from migrations_app.tasks import enqueue_refresh_capabilities
 
 logger = logging.getLogger(__name__)
 RECENT_JOBS = 10
@@ -197,7 +196,7 @@ def host_refresh(request, pk):
     """Ask the host's agent to report its capabilities; the report arrives by itself."""
     host = get_object_or_404(Host, pk=pk)
     try:
-        enqueue_refresh_capabilities(host)
+        services.host_request_refresh(actor=Actor.of(request.user), host=host)
     except OperationalError:
         logger.exception("could not enqueue a capabilities refresh for %s", host)
         messages.error(request, "The task queue cannot be reached; try again later.")

@@ -7,6 +7,7 @@ from kombu.exceptions import OperationalError
 
 from clusters.models import VM, Host
 from clusters.services import vm_update
+from core.models import AuditEntry
 from policies.models import VERY_LARGE_VMS_ID
 from tests.factories import ClusterFactory, HostFactory
 
@@ -39,19 +40,23 @@ def test_maintenance_and_activate(admin_client, world):
     assert world.source.status == "up"
 
 
+# Without a surrounding test transaction, the task is sent at the service's commit, inside the view.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_refresh_asks_the_host_to_report(admin_client, world, monkeypatch):
     asked = []
-    monkeypatch.setattr("clusters.views.enqueue_refresh_capabilities", asked.append)
+    monkeypatch.setattr("migrations_app.tasks.enqueue_refresh_capabilities", asked.append)
     response = admin_client.post(f"/hosts/{world.source.pk}/refresh/", follow=True)
     assert asked == [world.source]
     assert "Asked kvm-a to report its capabilities" in response.content.decode()
+    assert AuditEntry.objects.filter(object_id=str(world.source.pk), action="refresh", actor="admin").exists()
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_refresh_when_the_broker_is_down_says_so(admin_client, world, monkeypatch):
     def broken(host):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("clusters.views.enqueue_refresh_capabilities", broken)
+    monkeypatch.setattr("migrations_app.tasks.enqueue_refresh_capabilities", broken)
     response = admin_client.post(f"/hosts/{world.source.pk}/refresh/", follow=True)
     assert response.status_code == 200
     assert "The task queue cannot be reached" in response.content.decode()
