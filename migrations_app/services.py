@@ -23,13 +23,18 @@ class MigrationConflict(Exception):
     """The VM already has an active migration job."""
 
 
-def _check_destination(vm: VM, destination: Host) -> None:
-    if vm.status != VMStatus.UP:
-        raise ValidationError({"vm": f"Only a running VM can be migrated; {vm.name} is {vm.get_status_display()}."})
+def check_destination_in_cluster(vm: VM, destination: Host) -> None:
+    """A destination can be planned for: another host of the VM's cluster."""
     if destination.pk == vm.host_id:
         raise ValidationError({"destination_host": "The destination is the VM's current host."})
     if destination.cluster_id != vm.host.cluster_id:
         raise ValidationError({"destination_host": "The destination host is in another cluster."})
+
+
+def _check_destination(vm: VM, destination: Host) -> None:
+    if vm.status != VMStatus.UP:
+        raise ValidationError({"vm": f"Only a running VM can be migrated; {vm.name} is {vm.get_status_display()}."})
+    check_destination_in_cluster(vm, destination)
     if destination.status != HostStatus.UP:
         raise ValidationError(
             {"destination_host": f"The destination host {destination.name} is {destination.get_status_display()}."}

@@ -18,7 +18,7 @@ from core.api.views import FerryModelViewSet, ListFilterMixin
 from core.audit import Actor
 from migrations_app.api.serializers import DestinationSerializer, MigrationJobSerializer, PlanSerializer
 from migrations_app.selectors import migration_plan, vm_for_planning
-from migrations_app.services import migration_start
+from migrations_app.services import check_destination_in_cluster, migration_start
 
 
 class ClusterLevelViewSet(
@@ -147,10 +147,7 @@ class VMViewSet(FerryModelViewSet):
         query = DestinationSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         destination = query.validated_data["destination_host"]
-        if destination.pk == vm.host_id:
-            raise serializers.ValidationError({"destination_host": ["The destination is the VM's current host."]})
-        if destination.cluster_id != vm.host.cluster_id:
-            raise serializers.ValidationError({"destination_host": ["The destination host is in another cluster."]})
+        check_destination_in_cluster(vm, destination)
         return Response(migration_plan(vm=vm, destination=destination).to_dict())
 
     @extend_schema(
