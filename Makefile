@@ -40,4 +40,5 @@ lab-down:
 	@lab/lab.sh down
 
 bench: setup
+	@$(VENV)/bin/pip install -q -r requirements-bench.txt
 	$(PY) bench/run.py --quick
