@@ -201,8 +201,7 @@ def decide_outcome(
     if source_state is None and destination_state is None:
         return JobState.FAILED, libvirt_error | {
             "code": "vm_not_found",
-            "message": "The VM is defined on neither host after the migration. "
-            + (result.get("error_message") or ""),
+            "message": "The VM is defined on neither host after the migration. " + (result.get("error_message") or ""),
         }
     # A host could not be read: the call's own error is all that is known.
     return JobState.FAILED, libvirt_error
