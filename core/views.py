@@ -74,10 +74,37 @@ class ModelPermissionMixin(LoginRequiredMixin, PermissionRequiredMixin):
         return super().handle_no_permission()
 
 
+# Above this many rows, an object filter is typed as an id instead of listed: a page must not
+# send 20,000 VMs as options (links such as /migrations/?vm=<id> fill it in).
+LISTED_CHOICES_MAX = 100
+
+
+class IdsInput(forms.TextInput):
+    """A text box for one or more ids (comma-separated), for filters over many objects."""
+
+    def value_from_datadict(self, data, files, name):
+        values = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
+        ids = [part.strip() for value in values if value for part in str(value).split(",") if part.strip()]
+        return ids if self.attrs.get("data-multiple") else (ids[0] if ids else None)
+
+    def format_value(self, value):
+        if isinstance(value, list | tuple):
+            return ", ".join(str(item) for item in value)
+        return super().format_value(value)
+
+
 def filter_form_widgets(form: forms.Form) -> forms.Form:
     """Multiple-choice filters as checkbox lists, which read better than multi-selects; "Any" for no filter."""
     for field in form.fields.values():
-        if isinstance(field.widget, forms.SelectMultiple):
+        if isinstance(field, forms.ModelChoiceField) and field.queryset.count() > LISTED_CHOICES_MAX:
+            multiple = isinstance(field, forms.ModelMultipleChoiceField)
+            field.widget = IdsInput(
+                attrs={
+                    "placeholder": f"{field.queryset.model._meta.verbose_name} id",
+                    **({"data-multiple": "1"} if multiple else {}),
+                }
+            )
+        elif isinstance(field.widget, forms.SelectMultiple):
             field.widget = forms.CheckboxSelectMultiple(choices=field.choices)
         elif isinstance(field.widget, forms.NullBooleanSelect):
             field.widget.choices = [("unknown", "Any"), ("true", "Yes"), ("false", "No")]
