@@ -79,6 +79,7 @@ class JobListView(ObjectListView):
     queryset = job_list()
     filterset_class = MigrationJobFilterSet
     template_name = "migrations_app/job_list.html"
+    filter_labels = {"vm": "VM"}
 
     def get_context_data(self, page):
         return {"live": any(job.is_active for job in page.object_list)}
