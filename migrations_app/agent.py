@@ -19,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from clusters.models import VM, Host, VMStatus
-from clusters.services import host_mark_unreachable, host_report_capabilities, vm_create, vm_update
+from clusters.services import host_mark_unreachable, host_report_capabilities, vm_create
 from core import virt
 from core.audit import Actor, audit_record, snapshot
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
@@ -78,22 +78,17 @@ def inventory_sync(*, host_id: str) -> dict[str, int]:
         if vm.host_id != host.pk:
             if domain["state"] not in ACTIVE_DOMAIN_STATES:
                 continue  # a stale definition left behind; the running copy decides where the VM is
-            values["host"] = host
+            values["host_id"] = host.pk
             counts["moved"] += 1
         changes = {k: v for k, v in values.items() if getattr(vm, k) != v}
         if changes:
-            vm_update(actor=SYNC_ACTOR, vm=vm, data=changes)
+            _vm_set(vm.pk, changes, actor=SYNC_ACTOR)
             counts["updated"] += 1
-    for vm in VM.objects.filter(host=host).exclude(pk__in=busy).select_related("host__cluster"):
+    for vm in VM.objects.filter(host=host).exclude(pk__in=busy):
         if str(vm.uuid) not in seen and vm.status != VMStatus.UNKNOWN:
-            vm_update(actor=SYNC_ACTOR, vm=vm, data={"status": VMStatus.UNKNOWN})
+            _vm_set(vm.pk, {"status": VMStatus.UNKNOWN}, actor=SYNC_ACTOR)
             counts["vanished"] += 1
     return counts
-
-
-def _job_audit(job_id, action: str, before: dict[str, Any]) -> None:
-    job = MigrationJob.objects.get(pk=job_id)
-    audit_record(actor=MIGRATE_ACTOR, action=action, instance=job, before=before, after=snapshot(job))
 
 
 def migration_claim(*, job_id: str) -> Claim:
@@ -103,7 +98,7 @@ def migration_claim(*, job_id: str) -> Claim:
         if job is None or job.state != JobState.QUEUED:
             return Claim.NOT_QUEUED
         # Lock both hosts (in a fixed order) so concurrent claims count running jobs one at a time.
-        host_ids = sorted(str(pk) for pk in (job.source_host_id, job.destination_host_id) if pk)
+        host_ids = [job.source_host_id, job.destination_host_id]
         list(Host.objects.select_for_update().filter(pk__in=host_ids).order_by("pk"))
         running = MigrationJob.objects.filter(state=JobState.RUNNING)
         if running.filter(source_host_id=job.source_host_id).count() >= job.plan["outgoing_limit"]:
@@ -116,7 +111,8 @@ def migration_claim(*, job_id: str) -> Claim:
         )
         if not started:
             return Claim.NOT_QUEUED
-        _job_audit(job_id, "start", before)
+        job.refresh_from_db()
+        audit_record(actor=MIGRATE_ACTOR, action="start", instance=job, before=before, after=snapshot(job))
         _vm_set(job.vm_id, {"status": VMStatus.MIGRATING}, actor=MIGRATE_ACTOR)
     return Claim.STARTED
 
@@ -233,11 +229,12 @@ def migration_finish(
 
 def _vm_set(vm_id, changes: dict[str, Any], *, actor: Actor) -> None:
     """What libvirt says about a VM is a fact, not an edit to validate: store it, versioned and audited."""
-    vm = VM.objects.select_for_update().get(pk=vm_id)
-    before = snapshot(vm)
-    VM.objects.filter(pk=vm_id).update(**changes, version=F("version") + 1)
-    vm.refresh_from_db()
-    audit_record(actor=actor, action="update", instance=vm, before=before, after=snapshot(vm))
+    with transaction.atomic():
+        vm = VM.objects.select_for_update().get(pk=vm_id)
+        before = snapshot(vm)
+        VM.objects.filter(pk=vm_id).update(**changes, version=F("version") + 1)
+        vm.refresh_from_db()
+        audit_record(actor=actor, action="update", instance=vm, before=before, after=snapshot(vm))
 
 
 def _final_stats(result: dict[str, Any]) -> dict[str, Any]:
