@@ -15,8 +15,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from clusters.services import host_report_capabilities
-from core import virt
 from core.models import AuditEntry
+from ferry_agent import virt
 from migrations_app.agent import REFRESH_ACTOR, inventory_sync
 from migrations_app.models import TERMINAL_STATES, MigrationJob
 from migrations_app.tasks import migrate
