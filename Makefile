@@ -5,12 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DJANGO_SETTINGS_MODULE ?= config.settings
 
-.PHONY: help setup run test lint format lab lab-down bench
+.PHONY: help setup setup-dev setup-test setup-lab lock run test lint format checks lab lab-down bench
 
 help:
 	@echo "make run       start Ferry (SQLite, embedded broker) on http://127.0.0.1:8000/"
 	@echo "make test      the whole suite (ruff, pytest; end-to-end lab tests when root)"
-	@echo "make setup     create .venv and install what run and test need (idempotent)"
+	@echo "make setup     create .venv and install what run needs from the lock files (idempotent)"
+	@echo "make lock      the lock files (requirements*.txt) from pyproject.toml, with hashes (uv)"
 	@echo "make lab       start two real libvirt hosts with a guest and register them (root)"
 	@echo "make lab-down  stop and remove everything make lab started"
 	@echo "make bench     benchmarks in quick mode"
@@ -18,21 +19,39 @@ help:
 setup:
 	@scripts/setup.sh
 
+# What only development, the tests and the lab need (test tools; as root, system packages):
+# never installed by `make run`.
+setup-dev:
+	@scripts/setup.sh dev
+
+setup-test:
+	@scripts/setup.sh test
+
+setup-lab:
+	@scripts/setup.sh lab
+
+lock:
+	@scripts/lock.sh
+
 run: setup
 	$(PY) manage.py run_ferry
 
-lint:
+lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format:
+format: setup-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: setup lint
+# Checks of the code that are not tests: the models and their migrations agree.
+checks: setup
+	$(PY) manage.py makemigrations --check --dry-run
+
+test: setup-test lint checks
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lab: setup
+lab: setup-lab
 	@lab/lab.sh up
 	$(PY) manage.py lab_register
 
@@ -40,5 +59,5 @@ lab-down:
 	@lab/lab.sh down
 
 bench: setup
-	@$(VENV)/bin/pip install -q -r requirements-bench.txt
+	@$(VENV)/bin/pip install -q --no-deps --require-hashes -r requirements-bench.txt
 	$(PY) bench/run.py --quick

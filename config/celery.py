@@ -4,7 +4,11 @@ import os
 
 from celery import Celery
 
+from ferry_agent import logs
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Ferry's log lines (FERRY_LOG_FORMAT), with the request and job ids a task message carries.
+logs.connect_celery()
 
 app = Celery("ferry")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -5,14 +5,23 @@ DEBUG off, a secret key generated once into var/secret_key. Production sets DJAN
 DATABASE_URL, CELERY_BROKER_URL and FERRY_SECURE=true (HTTPS-only cookies, HSTS, SSL redirect).
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
 
+from config import envfile
+from ferry_agent import logs
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("FERRY_VAR_DIR", BASE_DIR / "var"))
+# The checkout's settings file (config/envfile.py): what `make run` and `make lab` chose holds for
+# every process of this checkout. The environment wins over it. The test suite reads none, so a
+# checkout's choices never change what the tests see.
+FERRY_ENV_FILE = Path(os.environ.get("FERRY_ENV_FILE") or VAR_DIR / "ferry.env")
+FERRY_ENV_FILE_KEYS = set() if os.environ.get("PYTEST_VERSION") else envfile.load(FERRY_ENV_FILE)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -58,9 +67,14 @@ INSTALLED_APPS = [
     "policies",
     "clusters",
     "migrations_app",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    # Request metrics (django-prometheus): Before first and After last, so they time everything.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # A request id on every web log line (ferry_agent.logs), and a line per request.
+    "ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -70,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -141,8 +156,16 @@ SECURE_HSTS_PRELOAD = SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if env_bool("FERRY_BEHIND_PROXY", False):
+FERRY_BEHIND_PROXY = env_bool("FERRY_BEHIND_PROXY", False)
+if FERRY_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# A load balancer's health check and Prometheus's scrape may come over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
+
+# GET /metrics answers only these addresses or networks (comma-separated; behind the proxy, the
+# address the proxy saw). Loopback by default.
+FERRY_METRICS_ALLOWED = env_list("FERRY_METRICS_ALLOWED", "127.0.0.0/8,::1")
+FERRY_METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(item, strict=False) for item in FERRY_METRICS_ALLOWED]
 
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with `WWW-Authenticate: Token`, not a bare 403.
@@ -224,11 +247,14 @@ FERRY_DEFAULT_AUTO_CONVERGE = env_bool("FERRY_DEFAULT_AUTO_CONVERGE", False)
 FERRY_DEFAULT_COMPRESSED = env_bool("FERRY_DEFAULT_COMPRESSED", False)
 FERRY_DEFAULT_ENCRYPTED = env_bool("FERRY_DEFAULT_ENCRYPTED", False)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("FERRY_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Every line on stderr, with the request id and the job id it belongs to (ferry_agent.logs);
+# FERRY_LOG_FORMAT=json for one JSON object a line.
+LOGGING = logs.dict_config(service=os.environ.get("FERRY_LOG_SERVICE"))
+LOGGING["loggers"] = {"django.db.backends": {"level": "WARNING"}}
+
+# Errors to Sentry, only when FERRY_SENTRY_DSN is set (sentry-sdk is not even imported otherwise).
+FERRY_SENTRY_DSN = os.environ.get("FERRY_SENTRY_DSN", "")
+if FERRY_SENTRY_DSN:
+    from ops.sentry import sentry_init
+
+    sentry_init(FERRY_SENTRY_DSN)

@@ -5,6 +5,7 @@ from core.views import dashboard
 
 urlpatterns = [
     path("", dashboard, name="dashboard"),
+    path("", include("ops.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("config.api_urls")),

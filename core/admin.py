@@ -164,6 +164,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("at", "actor", "action", "object_type", "object_repr")
     list_filter = ("action", "object_type")
-    search_fields = ("actor", "object_repr", "object_id")
+    search_fields = ("actor", "object_repr", "object_id", "request_id")
     date_hierarchy = "at"
-    fields = ("at", "actor", "user", "action", "object_type", "object_id", "object_repr", "before", "after")
+    fields = (
+        "at",
+        "actor",
+        "user",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "before",
+        "after",
+        "request_id",
+    )

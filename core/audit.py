@@ -11,6 +11,7 @@ from typing import Any
 from django.db import models
 
 from core.models import AuditEntry
+from ferry_agent import logs
 
 
 @dataclass(frozen=True)
@@ -65,4 +66,5 @@ def audit_record(
         object_repr=str(instance)[:200],
         before=before,
         after=after,
+        request_id=logs.current()["request_id"] or "",
     )

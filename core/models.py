@@ -28,12 +28,19 @@ class AuditEntry(models.Model):
     object_repr = models.CharField(max_length=200, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(
+        max_length=128, blank=True, default="", help_text="The web request that wrote it (its X-Request-ID), if any."
+    )
 
     class Meta:
         ordering = ["-at", "-id"]
         verbose_name = "audit entry"
         verbose_name_plural = "audit log"
-        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="audit_object_idx"),
+            # Metrics read the reconciler's entries by time (ops.metrics).
+            models.Index(fields=["actor", "at"], name="audit_actor_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type} {self.object_repr}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from ferry_agent import runner, tasks
+from ferry_agent import logs, runner, tasks
 
 __all__ = ["host_queue", "make_app"]
 
@@ -19,6 +19,7 @@ def host_queue(host_id: str) -> str:
 
 
 def make_app(broker_url: str, *, queue: str) -> Celery:
+    logs.connect_celery(service="agent")
     # fixups=[]: never Celery's Django fix-up, even if DJANGO_SETTINGS_MODULE happens to be set.
     app = Celery("ferry-agent", broker=broker_url, fixups=[], set_as_current=True)
     app.conf.update(

@@ -11,11 +11,10 @@ command line: --allow-tcp and --socket-dir (the lab needs both; production needs
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
-from ferry_agent import __version__
+from ferry_agent import __version__, logs
 from ferry_agent.checks import Refused as UriRefused
 from ferry_agent.checks import UriPolicy
 from ferry_agent.client import ClientError, HttpClient, Refused, Unavailable
@@ -64,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
         help="accept a plain http:// FERRY_URL that is not on loopback (the token then travels in clear)",
     )
     p.add_argument("--check", action="store_true", help="check the token, the host and its URI, then exit")
-    p.add_argument("--loglevel", default="INFO", help="log level (default INFO)")
+    p.add_argument("--loglevel", help="log level (default: FERRY_LOG_LEVEL, else INFO)")
     p.add_argument("--version", action="version", version=f"ferry-agent {__version__}")
     return p
 
@@ -116,7 +115,7 @@ def forbid_django() -> None:
 def main(argv: list[str] | None = None) -> int:
     forbid_django()
     args = parser().parse_args(argv)
-    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(level=args.loglevel, service="agent")
     uris = UriPolicy(allow_tcp=args.allow_tcp, socket_dirs=tuple(os.path.abspath(d) for d in args.socket_dir))
     try:
         env = _environment()
@@ -158,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             "--without-mingle",
             "--without-heartbeat",
             "--loglevel",
-            args.loglevel.upper(),
+            logs.root_level(),
         ]
     )
     return 0

@@ -24,6 +24,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ferry_agent import logs
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -143,7 +145,7 @@ def _run(fn: Callable[[], Any], timeout: float, name: str) -> Any:
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
-    th = threading.Thread(target=target, name=f"virt-{name}", daemon=True)
+    th = threading.Thread(target=logs.in_context(target), name=f"virt-{name}", daemon=True)
     th.start()
     th.join(max(0.0, timeout))
     if th.is_alive():
@@ -599,7 +601,7 @@ class Migration:
             except Exception as exc:  # final stats then come from polling
                 log.debug("cannot register JOB_COMPLETED: %s", exc)
         self.monitor.begin(time.monotonic())
-        self.worker = threading.Thread(target=self._call, name="virt-migrate", daemon=True)
+        self.worker = threading.Thread(target=logs.in_context(self._call), name="virt-migrate", daemon=True)
         self.worker.start()
 
     def _on_completed(self, _conn: Any, _dom: Any, stats: dict, _opaque: Any) -> None:

@@ -6,7 +6,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from clusters.models import VM, Cluster, Host
-from migrations_app.models import MigrationJob
+from clusters.reports import agent_report
+from migrations_app.models import JobState, MigrationJob
 from migrations_app.resolver import ClusterValues, Defaults, HostValues, Plan, PolicyValues, VMValues, resolve_plan
 from policies.models import MigrationPolicy
 
@@ -89,3 +90,24 @@ def migration_plan(*, vm: VM, destination: Host) -> Plan:
 
 def job_list() -> QuerySet[MigrationJob]:
     return MigrationJob.objects.select_related("vm", "source_host", "destination_host", "created_by")
+
+
+def job_waiting(job: MigrationJob, *, hosts: dict | None = None) -> str | None:
+    """Why a queued job is not starting, when nobody serves its queue: its source host's agent
+    (or, with FERRY_HOST_QUEUES=false, the worker acting for every host) has stopped reporting.
+    None while the job is not queued, or its queue is served. `hosts` caches hosts by id."""
+    if job.state != JobState.QUEUED or job.source_host_id is None:
+        return None
+    cache = {} if hosts is None else hosts
+    if job.source_host_id not in cache:
+        cache[job.source_host_id] = (
+            Host.objects.only("id", "name", "status", "capabilities_updated_at").filter(pk=job.source_host_id).first()
+        )
+    host = cache[job.source_host_id]
+    if host is None:
+        return None
+    report = agent_report(host)
+    if not report.silent:
+        return None
+    server = "agent" if settings.FERRY_HOST_QUEUES else "worker"
+    return f"Waiting: no {server} serves {report.queue} ({host.name}'s agent {report.summary})."

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from clusters.models import VM, Host, HostStatus, VMStatus
 from core.audit import Actor, audit_record, snapshot
+from ferry_agent import logs
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_app.selectors import migration_plan
 
@@ -47,8 +48,6 @@ def migration_start(*, actor: Actor, vm: VM, destination: Host) -> MigrationJob:
 
     _check_destination(vm, destination)
     plan = migration_plan(vm=vm, destination=destination).to_dict()
-    for decision in plan["decisions"]:
-        logger.info("migration of %s: %s: %s", vm.name, decision["code"], decision["message"])
     job = MigrationJob(
         vm=vm,
         source_host=vm.host,
@@ -56,21 +55,27 @@ def migration_start(*, actor: Actor, vm: VM, destination: Host) -> MigrationJob:
         plan=plan,
         created_by=actor.user,
     )
-    try:
-        with transaction.atomic():
-            job.save(force_insert=True)
-            audit_record(actor=actor, action="migrate", instance=job, before=None, after=snapshot(job))
-            transaction.on_commit(lambda: enqueue_migration(job))
-    except IntegrityError:
-        if MigrationJob.objects.filter(vm=vm, state__in=ACTIVE_STATES).exists():
-            raise MigrationConflict(f"{vm.name} already has an active migration.") from None
-        raise
+    # The job's id on its lines here and on its task's message (ferry_agent.logs).
+    with logs.bound(job_id=str(job.pk)):
+        for decision in plan["decisions"]:
+            logger.info("migration of %s: %s: %s", vm.name, decision["code"], decision["message"])
+        try:
+            with transaction.atomic():
+                job.save(force_insert=True)
+                audit_record(actor=actor, action="migrate", instance=job, before=None, after=snapshot(job))
+                transaction.on_commit(lambda: enqueue_migration(job))
+        except IntegrityError:
+            if MigrationJob.objects.filter(vm=vm, state__in=ACTIVE_STATES).exists():
+                raise MigrationConflict(f"{vm.name} already has an active migration.") from None
+            raise
+        policy = plan["policy"]["name"]
+        logger.info("migration %s of %s queued: %s -> %s, policy %s", job.pk, vm.name, vm.host, destination, policy)
     return job
 
 
 def migration_cancel(*, actor: Actor, job: MigrationJob) -> MigrationJob:
     """A queued job ends at once; a running one is asked to stop (its host task aborts libvirt's job)."""
-    with transaction.atomic():
+    with logs.bound(job_id=str(job.pk)), transaction.atomic():
         stored = MigrationJob.objects.select_for_update().get(pk=job.pk)
         if stored.state not in ACTIVE_STATES:
             raise ValidationError({"state": f"This migration has already ended ({stored.get_state_display()})."})
@@ -85,4 +90,5 @@ def migration_cancel(*, actor: Actor, job: MigrationJob) -> MigrationJob:
             MigrationJob.objects.filter(pk=job.pk).update(cancel_requested=True)
         stored.refresh_from_db()
         audit_record(actor=actor, action="cancel", instance=stored, before=before, after=snapshot(stored))
+        logger.info("migration %s: %s by %s", job.pk, "cancelled" if ended else "cancel requested", actor.name)
     return stored

@@ -5,9 +5,14 @@ serves only its host. No task has a Celery time limit: a migration may run for h
 layer bounds each call itself.
 """
 
+import logging
+
 from celery import shared_task
 
+from ferry_agent import logs
 from migrations_app.routing import host_queue
+
+logger = logging.getLogger(__name__)
 
 RETRY_BUSY_S = 2
 
@@ -71,10 +76,13 @@ def reconcile() -> int:
     count = 0
     for job in stale_jobs(now=now):
         count += 1
-        if job.created_at < lost_before or not job.source_host_id:
-            job_expire(job_id=str(job.pk))
-        else:
-            reconcile_job.apply_async(args=[str(job.pk)], queue=host_queue(job.source_host_id))
+        with logs.bound(job_id=str(job.pk)):
+            if job.created_at < lost_before or not job.source_host_id:
+                logger.warning("reconciler: migration %s has had no answer from its agent: failing it", job.pk)
+                job_expire(job_id=str(job.pk))
+            else:
+                logger.info("reconciler: asking %s's agent to end migration %s", job.source_host, job.pk)
+                reconcile_job.apply_async(args=[str(job.pk)], queue=host_queue(job.source_host_id))
     return count
 
 

@@ -20,7 +20,7 @@ from migrations_app import services
 from migrations_app.filtersets import MigrationJobFilterSet
 from migrations_app.forms import MigrateForm
 from migrations_app.models import ACTIVE_STATES, MigrationJob
-from migrations_app.selectors import job_list, migration_plan, vm_for_planning
+from migrations_app.selectors import job_list, job_waiting, migration_plan, vm_for_planning
 from migrations_app.services import MigrationConflict
 
 
@@ -93,7 +93,8 @@ def _job(pk) -> MigrationJob:
 @page_login_required
 @permission_required("migrations_app.view_migrationjob", raise_exception=True)
 def job_detail(request, pk):
-    return render(request, "migrations_app/job_detail.html", {"job": _job(pk)})
+    job = _job(pk)
+    return render(request, "migrations_app/job_detail.html", {"job": job, "waiting": job_waiting(job)})
 
 
 @require_GET
@@ -102,7 +103,7 @@ def job_detail(request, pk):
 def job_status(request, pk):
     """The job's live status card; htmx polls it every second and stops once the job has ended."""
     job = _job(pk)
-    response = render(request, "migrations_app/job_detail.html#status", {"job": job})
+    response = render(request, "migrations_app/job_detail.html#status", {"job": job, "waiting": job_waiting(job)})
     if job.is_active:
         return response
     return HttpResponseStopPolling(response.content)

@@ -1,16 +1,35 @@
 #!/usr/bin/env bash
-# Idempotent set-up for `make run` and `make test`: a Python 3.12+ virtualenv in .venv with the
-# pinned requirements, and (when root on Debian/Ubuntu) the system packages the tests and the lab use.
+# Idempotent set-up: a Python 3.12+ virtualenv in .venv, installed from the lock files.
+#
+#   scripts/setup.sh          what `make run` needs: the server (requirements.txt) and, when
+#                             libvirt's headers are present, the agent's libvirt-python
+#                             (requirements-agent.txt). No test tool, no system package.
+#   scripts/setup.sh dev      the same, plus the test and development tools (requirements-dev.txt).
+#   scripts/setup.sh test     dev, after (as root on Debian/Ubuntu) the system packages of the lab
+#                             and the browser tests: what `make test` needs.
+#   scripts/setup.sh lab      the same as plain, plus the lab's system packages (root).
+#
+# The lock files are made from pyproject.toml by `make lock` (uv) and list every package with its
+# hashes; pip installs them as they are (--no-deps --require-hashes), so no machine needs uv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*"; }
+MODE=${1:-run}
+case "$MODE" in run | dev | test | lab) ;; *) say "unknown mode $MODE (run, dev, test or lab)"; exit 2 ;; esac
 
-SYSTEM_PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 libvirt-dev
-                 pkg-config iproute2 bc busybox-static chromium)
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${FERRY_SKIP_APT:-0}" != 1 ]; then
-    missing=()
-    for pkg in "${SYSTEM_PACKAGES[@]}"; do
+# The lab's hypervisor side (and libvirt-dev, which libvirt-python builds against).
+LAB_PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 libvirt-dev
+              pkg-config gcc iproute2 bc busybox-static)
+# The browser tests (headless Chromium) and `systemd-analyze verify` of contrib/'s units.
+TEST_PACKAGES=("${LAB_PACKAGES[@]}" chromium systemd)
+
+apt_install() {
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || [ "${FERRY_SKIP_APT:-0}" = 1 ]; then
+        return 0
+    fi
+    local missing=() pkg
+    for pkg in "$@"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -18,7 +37,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${FERRY_SKIP_APT:-0
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
-fi
+}
+case "$MODE" in
+    test) apt_install "${TEST_PACKAGES[@]}" ;;
+    lab) apt_install "${LAB_PACKAGES[@]}" ;;
+esac
 
 find_python() {
     local candidate
@@ -42,19 +65,22 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.
     .venv/bin/pip install -q --upgrade pip
 fi
 
-want_agent=0
-pkg-config --exists libvirt 2>/dev/null && want_agent=1
-stamp=$(cat requirements.txt requirements-agent.txt | sha256sum | cut -c1-16)-$want_agent
-if [ "$(cat .venv/.ferry-requirements 2>/dev/null)" != "$stamp" ]; then
-    say "installing Python requirements"
-    .venv/bin/pip install -q -r requirements.txt
-    if [ "$want_agent" = 1 ]; then
-        .venv/bin/pip install -q -r requirements-agent.txt
-    else
-        say "libvirt-dev not found: skipping the host agent's libvirt-python (web and API work without it)"
-    fi
-    echo "$stamp" > .venv/.ferry-requirements
+# One lock file at a time, each only when it changed since it was last installed here.
+install_lock() {
+    local lock=$1 stamp_file=".venv/.ferry-${1%.txt}" stamp
+    stamp=$(sha256sum "$lock" | cut -c1-16)
+    [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ] && return 0
+    say "installing $lock"
+    .venv/bin/pip install -q --no-deps --require-hashes -r "$lock"
+    echo "$stamp" > "$stamp_file"
+}
+install_lock requirements.txt
+if pkg-config --exists libvirt 2>/dev/null; then
+    install_lock requirements-agent.txt
+else
+    say "libvirt's headers not found (libvirt-dev): skipping the agent's libvirt-python (web and API work without it)"
 fi
+case "$MODE" in dev | test) install_lock requirements-dev.txt ;; esac
 
 # The console scripts `ferry-agent` and `ferry`, for this checkout. `pip install .[agent]` makes the
 # same ones on a hypervisor; here they are two small launchers rather than an editable install,
@@ -78,4 +104,4 @@ LAUNCHER
     fi
 }
 write_launcher ferry-agent 'sys.argv[0] = "ferry-agent"; from ferry_agent.cli import main; sys.exit(main())'
-write_launcher ferry 'sys.argv[0] = "ferry"; from manage import ferry; ferry()'
+write_launcher ferry 'sys.argv[0] = "ferry"; from core.cli import main; main()'

@@ -4,6 +4,7 @@ from rest_framework import serializers
 from clusters.models import Host
 from core.api.fields import StrictPrimaryKeyRelatedField
 from migrations_app.models import MigrationJob
+from migrations_app.selectors import job_waiting
 
 DECISION_CODES = (
     "parallel_enforced",
@@ -104,6 +105,10 @@ class MigrationJobSerializer(serializers.ModelSerializer):
     error = JobErrorField(read_only=True, allow_null=True)
     stats = serializers.JSONField(read_only=True, help_text="The last job statistics libvirt reported.")
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
+    waiting = serializers.SerializerMethodField(
+        help_text="Only while queued with nobody serving the job's queue: why it does not start, e.g. "
+        "'Waiting: no agent serves host.<id> (...)'; otherwise null."
+    )
 
     class Meta:
         model = MigrationJob
@@ -122,8 +127,12 @@ class MigrationJobSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "waiting",
         ]
         read_only_fields = fields
+
+    def get_waiting(self, job: MigrationJob) -> str | None:
+        return job_waiting(job, hosts=self.context.setdefault("waiting_hosts", {}))
 
 
 class DestinationSerializer(serializers.Serializer):

@@ -194,6 +194,7 @@ def test_jobs_are_listed_newest_first_and_filtered(api, estate):
         "created_at",
         "started_at",
         "finished_at",
+        "waiting",
     }
 
 

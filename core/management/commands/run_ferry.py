@@ -1,4 +1,4 @@
-"""`make run`: migrate, bootstrap, then the web server and a Celery worker until Ctrl-C."""
+"""`make run` (`ferry run`): bootstrap, then the web server and a Celery worker until Ctrl-C."""
 
 import os
 import signal
@@ -10,6 +10,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from config import envfile
+
+#: What `make run` chooses for this checkout, unless its environment says otherwise; written to
+#: the checkout's settings file, so every process of the checkout makes the same choice.
+RUN_DEFAULTS = {"FERRY_HOST_QUEUES": "false"}
+
 
 class Command(BaseCommand):
     help = "Run Ferry on one machine: web server and a Celery worker (with its scheduler)."
@@ -18,29 +24,35 @@ class Command(BaseCommand):
         parser.add_argument("--bind", default=os.environ.get("FERRY_BIND", "127.0.0.1:8000"))
 
     def handle(self, *args, bind, **options):
-        call_command("migrate", interactive=False, verbosity=0)
-        self.stdout.write("Database ready: migrations applied, built-in policies and levels loaded.")
-        call_command("collectstatic", interactive=False, verbosity=0)
         call_command("ferry_bootstrap")
         env = dict(os.environ)
-        # One worker on this machine serves every host, so all host tasks share the default queue.
-        env.setdefault("FERRY_HOST_QUEUES", "false")
+        # FERRY_HOST_QUEUES=false (the default here): one worker on this machine serves every host,
+        # so every host task shares the default queue. The choice comes from this command's own
+        # environment (not from the settings file, which it rewrites) and holds for every process
+        # of this checkout.
+        chosen = {
+            name: os.environ[name] if name not in settings.FERRY_ENV_FILE_KEYS and name in os.environ else default
+            for name, default in RUN_DEFAULTS.items()
+        }
+        envfile.update(settings.FERRY_ENV_FILE, chosen)
+        env |= chosen
+        self.stdout.write(
+            f"Settings for every process of this checkout: {settings.FERRY_ENV_FILE} ("
+            + ", ".join(f"{k}={v}" for k, v in chosen.items())
+            + ")"
+        )
         bin_dir = os.path.dirname(sys.executable)
+        gunicorn_conf = settings.BASE_DIR / "contrib" / "gunicorn.conf.py"
         processes = [
             subprocess.Popen(
-                [
-                    f"{bin_dir}/gunicorn",
-                    "config.wsgi",
-                    "--bind",
-                    bind,
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "4",
-                    "--access-logfile",
-                    "-",
-                ],
-                env=env,
+                [f"{bin_dir}/gunicorn", "--config", str(gunicorn_conf)],
+                env=env
+                | {
+                    "FERRY_BIND": bind,
+                    "FERRY_LOG_SERVICE": "web",
+                    "FERRY_GUNICORN_CONTROL_SOCKET": str(settings.VAR_DIR / "gunicorn.ctl"),
+                    "PROMETHEUS_MULTIPROC_DIR": str(settings.VAR_DIR / "prometheus"),
+                },
                 start_new_session=True,
             ),
             subprocess.Popen(
@@ -58,8 +70,10 @@ class Command(BaseCommand):
                     settings.CELERY_TASK_DEFAULT_QUEUE,
                     "--schedule",
                     str(settings.VAR_DIR / "celerybeat-schedule"),
+                    "--hostname",
+                    f"ferry.{os.getpid()}@%h",
                 ],
-                env=env,
+                env=env | {"FERRY_LOG_SERVICE": "worker"},
                 start_new_session=True,
             ),
         ]
