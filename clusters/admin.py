@@ -89,6 +89,10 @@ class HostAdmin(ServiceAdmin):
     actions = ("refresh_capabilities", "set_maintenance", "activate")
     services = HOST_SERVICES
 
+    def has_operate_permission(self, request) -> bool:
+        """The host actions need clusters.operate_host (Operators hold it), not change_host."""
+        return request.user.has_perm("clusters.operate_host")
+
     @admin.display(boolean=True, description="Zero-copy")
     def zerocopy(self, host):
         return (host.capabilities or {}).get("zerocopy_migrations")
@@ -98,15 +102,21 @@ class HostAdmin(ServiceAdmin):
         on="host",
         description="Refresh capabilities of the selected hosts",
         done="Capabilities refresh requested",
+        permission="operate",
     )
     set_maintenance = service_action(
         host_set_maintenance,
         on="host",
         description="Put the selected hosts into maintenance",
         done="Hosts put into maintenance",
+        permission="operate",
     )
     activate = service_action(
-        host_activate, on="host", description="Activate the selected hosts", done="Hosts activated"
+        host_activate,
+        on="host",
+        description="Activate the selected hosts",
+        done="Hosts activated",
+        permission="operate",
     )
 
 
