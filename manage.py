@@ -12,5 +12,12 @@ def main() -> None:
     execute_from_command_line(sys.argv)
 
 
+def ferry() -> None:
+    """The `ferry` command of a checkout (the launcher make setup writes): core.cli."""
+    from core.cli import main as ferry_main
+
+    ferry_main()
+
+
 if __name__ == "__main__":
     main()

@@ -41,6 +41,10 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("FERRY_LOG_LEVEL", "info").lower()
 logconfig_dict = logs.dict_config(service=os.environ.get("FERRY_LOG_SERVICE") or "web")
+logconfig_dict["loggers"] = {
+    name: {"handlers": ["console"], "level": loglevel.upper(), "propagate": False}
+    for name in ("gunicorn.error", "gunicorn.access")
+}
 
 control_socket = os.environ.get("FERRY_GUNICORN_CONTROL_SOCKET") or str(VAR_DIR / "gunicorn.ctl")
 # A Unix socket's path is at most 107 bytes: a longer one (a deep checkout) gets no control socket.

@@ -44,6 +44,7 @@ _vars: dict[str, contextvars.ContextVar[str | None]] = {
 #: An incoming X-Request-ID is kept only when it looks like an id: no spaces, quotes or control
 #: characters that could forge a log line, and short.
 _SANE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def current() -> dict[str, str | None]:
@@ -101,6 +102,12 @@ class ContextFilter(logging.Filter):
         # the record carries the request, which carries its id.
         if values["request_id"] is None:
             values["request_id"] = getattr(getattr(record, "request", None), "request_id", None)
+        # Celery logs a task's arrival before the task runs (and binds its job); the record
+        # carries the task's name and its arguments, whose last is a job task's job id.
+        data = getattr(record, "data", None)
+        if values["job_id"] is None and isinstance(data, dict) and data.get("name") in JOB_TASKS:
+            ids = _UUID.findall(str(data.get("args", "")))
+            values["job_id"] = ids[-1] if ids else None
         for name, value in values.items():
             if getattr(record, name, None) is None:
                 setattr(record, name, value)

@@ -31,6 +31,7 @@ from django.db.models.fields.json import KT, KeyTransform
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from clusters.models import Host, HostStatus
 from core.models import AuditEntry
@@ -70,7 +71,7 @@ class Histogram:
                 self.counts[i] += 1
 
     def buckets(self) -> list[tuple[str, float]]:
-        return [(str(bound), count) for bound, count in zip(self.bounds, self.counts, strict=True)] + [
+        return [(floatToGoString(bound), count) for bound, count in zip(self.bounds, self.counts, strict=True)] + [
             ("+Inf", self.count)
         ]
 

@@ -10,7 +10,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ops import health
@@ -90,7 +91,8 @@ def metrics_allowed(address: str) -> bool:
 @require_GET
 @never_cache
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus text: the request metrics of every web process, then Ferry's own families."""
+    """Prometheus text (format 0.0.4, which every Prometheus reads): the request metrics of every web
+    process, then Ferry's own families."""
     if not metrics_allowed(client_address(request)):
         return HttpResponse("Metrics are served only to the addresses in FERRY_METRICS_ALLOWED.\n", status=403,
                             content_type="text/plain")  # fmt: skip
@@ -100,4 +102,4 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     else:
         registry = REGISTRY
     body = generate_latest(registry) + generate_latest(ferry_registry)
-    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(body, content_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -43,6 +43,18 @@ case "$MODE" in
     lab) apt_install "${LAB_PACKAGES[@]}" ;;
 esac
 
+# nginx, for `nginx -t` of contrib/nginx/ferry.conf: its package unpacked, never installed, so no
+# web server is started on this machine.
+NGINX_DIR=/var/cache/ferry-test/nginx
+if [ "$MODE" = test ] && ! command -v nginx >/dev/null && [ ! -x "$NGINX_DIR/usr/sbin/nginx" ] &&
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${FERRY_SKIP_APT:-0}" != 1 ]; then
+    say "fetching nginx (unpacked into $NGINX_DIR, not installed)"
+    mkdir -p "$NGINX_DIR"
+    (cd "$NGINX_DIR" && { apt-get download -q nginx >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get download -q nginx >/dev/null 2>&1; }; } &&
+        dpkg-deb -x nginx_*.deb . && rm -f nginx_*.deb) || say "could not fetch nginx: the nginx -t test will skip"
+fi
+
 find_python() {
     local candidate
     for candidate in "${FERRY_PYTHON:-}" python3.14 python3.13 python3.12 python3 \
@@ -67,7 +79,7 @@ fi
 
 # One lock file at a time, each only when it changed since it was last installed here.
 install_lock() {
-    local lock=$1 stamp_file=".venv/.ferry-${1%.txt}" stamp
+    local lock=$1 stamp_file=".venv/.ferry-lock-${1%.txt}" stamp
     stamp=$(sha256sum "$lock" | cut -c1-16)
     [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ] && return 0
     say "installing $lock"
@@ -104,4 +116,4 @@ LAUNCHER
     fi
 }
 write_launcher ferry-agent 'sys.argv[0] = "ferry-agent"; from ferry_agent.cli import main; sys.exit(main())'
-write_launcher ferry 'sys.argv[0] = "ferry"; from core.cli import main; main()'
+write_launcher ferry 'sys.argv[0] = "ferry"; from manage import ferry; ferry()'

@@ -64,3 +64,70 @@ def test_run_serves_login_and_admin_on_sqlite_and_stops_on_ctrl_c(tmp_path):
     assert status(f"http://127.0.0.1:{port}/accounts/login/") is None
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False)
     assert leftovers.stdout == "", "the worker or web server outlived Ctrl-C"
+
+
+class Run:
+    """One `manage.py run_ferry` (what `make run` starts) in its own var/ directory and port."""
+
+    def __init__(self, var: Path):
+        self.var, self.port = var, free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "PYTEST_VERSION")}
+        env |= {"FERRY_VAR_DIR": str(var), "FERRY_BIND": f"127.0.0.1:{self.port}", "FERRY_ADMIN_PASSWORD": "s3cret-run"}
+        env.pop("FERRY_HOST_QUEUES", None)
+        self.env = env
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_ferry"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def wait_up(self) -> None:
+        deadline = time.monotonic() + 90
+        while status(self.url("/health/")) != 200:
+            assert self.process.poll() is None, self.process.stdout.read()
+            assert time.monotonic() < deadline, "Ferry did not come up within 90 s"
+            time.sleep(0.5)
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            output, _ = self.process.communicate(timeout=60)
+        finally:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        return output
+
+
+@pytest.mark.slow
+def test_two_runs_on_one_machine_keep_their_own_control_socket_settings_file_and_metrics(tmp_path):
+    first, second = Run(tmp_path / "a"), Run(tmp_path / "b")
+    try:
+        first.wait_up()
+        second.wait_up()
+        for run in (first, second):
+            assert (run.var / "gunicorn.ctl").is_socket()
+            assert (run.var / "ferry.env").read_text().splitlines()[-1] == "FERRY_HOST_QUEUES=false"
+        # A command run beside `make run` in the same checkout routes tasks as `make run` does.
+        code = "from django.conf import settings; print(settings.FERRY_HOST_QUEUES)"
+        shell = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=REPO, env=first.env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert shell.stdout.strip().splitlines()[-1] == "False"
+        # /metrics answers for every gunicorn worker (multiprocess mode) and has Ferry's families.
+        with urllib.request.urlopen(first.url("/metrics"), timeout=10) as response:  # noqa: S310 - our own local server
+            text = response.read().decode()
+        assert "django_http_requests_total_by_method_total" in text
+        assert "ferry_hosts{" in text
+
+        output = first.stop()
+        assert "Ferry stopped." in output
+        assert not (first.var / "gunicorn.ctl").exists()
+        assert (second.var / "gunicorn.ctl").is_socket(), "stopping one run removed the other's control socket"
+        assert status(second.url("/health/")) == 200
+    finally:
+        first.stop()
+        second.stop()
