@@ -70,8 +70,11 @@ def test_the_request_id_of_an_error_response_is_on_djangos_own_line(db, web_line
     assert line["request_id"] == response["X-Request-ID"]
 
 
+# The worker reads the jobs the test commits; serialized_rollback: a later test that restores the
+# database from its serialized contents finds it empty, not re-seeded.
 @pytest.mark.slow
-def test_one_jobs_id_is_on_its_web_worker_and_host_side_lines(transactional_db, settings, web_lines):
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_one_jobs_id_is_on_its_web_worker_and_host_side_lines(settings, web_lines):
     settings.FERRY_HOST_QUEUES = True
     # A source whose libvirt refuses at once: the job runs its whole course on the worker, quickly.
     source = HostFactory(name="src", libvirt_uri="qemu+tcp://127.0.0.1:1/system")
