@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from kombu import pools
+
 from config.celery import app
 
 
@@ -52,18 +54,18 @@ def unreachable() -> Iterator[None]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    saved = app.conf.broker_url
-    _use(f"amqp://guest:guest@127.0.0.1:{port}//")
+    saved = app.conf.get("broker_write_url")
+    _publish_to(f"amqp://guest:guest@127.0.0.1:{port}//")
     try:
         yield
     finally:
-        _use(saved)
+        _publish_to(saved)
 
 
-def _use(url: str) -> None:
-    """Point the app at another broker: Celery keeps its connection and producer pools, so drop them."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+def _publish_to(url: str | None) -> None:
+    """Where the app publishes (broker_write_url: broker_url itself yields to CELERY_BROKER_URL in
+    the environment). Celery and kombu keep pools for the old broker, so close and forget them."""
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
-    app.conf.broker_url = url
+    app.conf.broker_write_url = url
