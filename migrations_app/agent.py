@@ -1,6 +1,6 @@
 """The host agent's services: what the Celery tasks on a hypervisor do.
 
-They speak to libvirt only through core.virt, in plain values, and to the database through
+They speak to libvirt only through ferry_agent.virt, in plain values, and to the database through
 conditional UPDATEs, so a duplicate delivery, a cancel or a reconciler racing a running job
 cannot move a job backwards or end it twice. Every change is audited with the task as the actor.
 """
@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from clusters.models import VM, Host, VMStatus
 from clusters.services import host_mark_unreachable, host_report_capabilities, vm_create
-from core import virt
 from core.audit import Actor, audit_record, snapshot
+from ferry_agent import virt
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 
 logger = logging.getLogger(__name__)

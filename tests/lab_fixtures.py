@@ -31,7 +31,7 @@ LAB_SH = REPO / "lab" / "lab.sh"
 LAB_ID = os.environ.get("LAB_ID", "")
 STATE = REPO / "var" / (f"lab-{LAB_ID}" if LAB_ID else "lab") / "state.json"
 
-if str(REPO) not in sys.path:  # `import core.virt` without any pytest configuration
+if str(REPO) not in sys.path:  # `import ferry_agent.virt` without any pytest configuration
     sys.path.insert(0, str(REPO))
 
 
@@ -56,7 +56,7 @@ class Lab(dict):
 
     def where(self, uuid: str) -> str | None:
         """The host a domain is active on now (state.json's "host" is where it was started)."""
-        from core import virt
+        from ferry_agent import virt
 
         for name in self["hosts"]:
             if virt.domain_state(self.uri(name), uuid, timeout=10) in ("up", "paused", "migrating"):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from core import virt
 from core.models import AuditEntry
+from ferry_agent import virt
 from migrations_app.agent import inventory_sync
 from migrations_app.models import TERMINAL_STATES, MigrationJob
 from migrations_app.tasks import migrate

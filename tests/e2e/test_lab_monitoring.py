@@ -12,8 +12,8 @@ from kombu import Connection
 from rest_framework.test import APIClient
 
 from clusters.models import VM, Host
-from core import virt
 from core.models import AuditEntry
+from ferry_agent import virt
 from migrations_app.agent import inventory_sync
 from tests.factories import UserFactory
 from tests.worker_fixtures import REPO, Worker, vm_of, worker_env

@@ -1,4 +1,4 @@
-"""core/virt.py against the real two-host libvirt lab (lab/lab.sh): no mocks, no database.
+"""ferry_agent/virt.py against the real two-host libvirt lab (lab/lab.sh): no mocks, no database.
 
 The lab tests share one lab for the session (tests/lab_fixtures.py) and are skipped, loudly,
 where it cannot run.  The guest "labvm" moves between the hosts; the tests find it wherever it is.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core import virt
+from ferry_agent import virt
 
 BASE_FLAGS = [
     "VIR_MIGRATE_LIVE",
@@ -157,7 +157,7 @@ def busy_guest(lab, _busy_guests):
 def test_virt_imports_without_libvirt_python():
     code = (
         "import sys; sys.modules['libvirt'] = None\n"
-        "from core import virt\n"
+        "from ferry_agent import virt\n"
         "try:\n"
         "    virt.host_capabilities('qemu:///system')\n"
         "except virt.VirtError as e:\n"

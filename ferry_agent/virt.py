@@ -1,0 +1,815 @@
+"""The thin libvirt layer of Ferry: the only module that imports libvirt.
+
+Plain values go in and come out (str, int, bool, dict, list), so the rest of Ferry never sees a
+libvirt object and this module can be tested against real libvirt daemons (see lab/lab.sh and
+tests/virt/).  It has no Django imports.
+
+`import libvirt` is lazy: importing this module works on a machine without libvirt-python; the
+functions then raise VirtError saying so.
+
+Every libvirt call that can block runs in a daemon thread with a hard timeout: a peer that
+accepts TCP but never answers makes libvirt block for minutes, and virDomainAbortJob does not
+unblock the connect phase of a migration.  A call that times out is abandoned (its thread stays
+stuck inside libvirt until libvirt gives up) and reported as VirtError / timed_out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "SCHEDULE_ACTIONS",
+    "ConvergenceSchedule",
+    "Migration",
+    "MigrationMonitor",
+    "VirtError",
+    "abort_job",
+    "domain_state",
+    "host_capabilities",
+    "list_domains",
+    "migrate",
+]
+
+#: Convergence schedule actions migrate() understands (oVirt's names).
+SCHEDULE_ACTIONS = ("setDowntime", "postcopy", "abort")
+
+_ZEROCOPY_MIN_LIBVIRT = 8_005_000  # virDomainMigrate flag VIR_MIGRATE_ZEROCOPY: libvirt 8.5.0
+_ZEROCOPY_MIN_QEMU = 7_001_000  # multifd zero-copy-send: QEMU 7.1.0
+_PARALLEL_MIN_LIBVIRT = 5_002_000  # VIR_MIGRATE_PARALLEL: libvirt 5.2.0
+
+
+class VirtError(Exception):
+    """A libvirt operation failed, timed out or could not be attempted.
+
+    ``code`` is libvirt's error code (virErrorNumber) when libvirt reported one, else None;
+    ``message`` is a human-readable explanation.
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    def __str__(self) -> str:
+        return self.message if self.code is None else f"{self.message} (libvirt error {self.code})"
+
+
+# ------------------------------------------------------------------------------ libvirt loading
+_lock = threading.Lock()
+_libvirt: Any = None
+_events_pid: int | None = None  # process that runs the libvirt event loop thread
+
+
+def _lv() -> Any:
+    """The libvirt module, imported on first use, with its stderr error printing silenced."""
+    global _libvirt
+    if _libvirt is None:
+        with _lock:
+            if _libvirt is None:
+                try:
+                    import libvirt
+                except ImportError as exc:
+                    raise VirtError(
+                        "libvirt-python is not installed (pip install -r requirements-agent.txt; "
+                        f"it builds against libvirt-dev): {exc}"
+                    ) from None
+                # libvirt prints every error to stderr by default; we report errors ourselves.
+                libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+                _libvirt = libvirt
+    return _libvirt
+
+
+def _events() -> bool:
+    """Start libvirt's default event loop in a daemon thread (once per process).
+
+    Needed only to receive VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, which carries the final statistics
+    of a migration whose source domain is undefined right after it (UNDEFINE_SOURCE).
+    Connections opened before this call do not deliver events.  Returns False if unavailable.
+    """
+    global _events_pid
+    lv = _lv()
+    with _lock:
+        if _events_pid == os.getpid():
+            return True
+        try:
+            if _events_pid is None:
+                lv.virEventRegisterDefaultImpl()
+        except Exception as exc:  # optional feature
+            log.debug("libvirt event loop unavailable: %s", exc)
+            return False
+
+        def loop() -> None:
+            while True:
+                try:
+                    lv.virEventRunDefaultImpl()
+                except Exception:  # keep the loop alive
+                    time.sleep(0.1)
+
+        threading.Thread(target=loop, name="libvirt-events", daemon=True).start()
+        _events_pid = os.getpid()
+        return True
+
+
+def _err(exc: BaseException, what: str) -> VirtError:
+    lv = _libvirt
+    if lv is not None and isinstance(exc, lv.libvirtError):
+        msg = exc.get_error_message() or str(exc)
+        return VirtError(f"{what}: {msg}", exc.get_error_code())
+    if isinstance(exc, VirtError):
+        return exc
+    return VirtError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+class _TimedOut(Exception):
+    pass
+
+
+def _run(fn: Callable[[], Any], timeout: float, name: str) -> Any:
+    """Run fn() in a daemon thread; its result, its exception, or _TimedOut after timeout s."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    th = threading.Thread(target=target, name=f"virt-{name}", daemon=True)
+    th.start()
+    th.join(max(0.0, timeout))
+    if th.is_alive():
+        raise _TimedOut(name)
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _guarded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
+    """_run() with every failure turned into VirtError."""
+    try:
+        return _run(fn, timeout, what)
+    except _TimedOut:
+        raise VirtError(f"{what}: no answer within {timeout:g} s") from None
+    except VirtError:
+        raise
+    except Exception as exc:
+        raise _err(exc, what) from None
+
+
+def _with_conn(uri: str, timeout: float, what: str, fn: Callable[[Any], Any]) -> Any:
+    """Open uri, run fn(conn), close it: all in one guarded thread."""
+    lv = _lv()
+
+    def work() -> Any:
+        conn = lv.open(uri)
+        try:
+            return fn(conn)
+        finally:
+            with contextlib.suppress(lv.libvirtError):
+                conn.close()
+
+    return _guarded(work, timeout, f"{what} ({uri})")
+
+
+def _version(v: int) -> str:
+    return f"{v // 1_000_000}.{v // 1000 % 1000}.{v % 1000}"
+
+
+def _binding_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("libvirt-python")
+    except Exception:  # e.g. a distribution package without metadata
+        return _version(_lv().getVersion())
+
+
+# ------------------------------------------------------------------------------ host
+def host_capabilities(uri: str, *, timeout: float = 30.0) -> dict:
+    """What the libvirt host at uri can do.
+
+    Returns exactly: libvirt_version (str, "9.0.0"), qemu_version (str, "7.2.0"), agent_version
+    (str, the libvirt-python binding version), zerocopy_migrations (bool), parallel_migrations
+    (bool), cpu_count (int), memory_mib (int), link_speed_mbps (int | None: the fastest "up" NIC
+    that the host's node-device driver reports, None when unknown).
+    Raises VirtError when the host cannot be reached within timeout seconds.
+    """
+    lv = _lv()
+
+    def work(conn: Any) -> dict:
+        libver = conn.getLibVersion()
+        qemuver = conn.getVersion()
+        info = conn.getInfo()  # [model, memory MiB, cpus, MHz, nodes, sockets, cores, threads]
+        return {
+            "libvirt_version": _version(libver),
+            "qemu_version": _version(qemuver),
+            "agent_version": _binding_version(),
+            "zerocopy_migrations": hasattr(lv, "VIR_MIGRATE_ZEROCOPY")
+            and hasattr(lv, "VIR_MIGRATE_PARALLEL")
+            and libver >= _ZEROCOPY_MIN_LIBVIRT
+            and qemuver >= _ZEROCOPY_MIN_QEMU,
+            "parallel_migrations": hasattr(lv, "VIR_MIGRATE_PARALLEL") and libver >= _PARALLEL_MIN_LIBVIRT,
+            "cpu_count": int(info[2]),
+            "memory_mib": _memory_mib(conn, info),
+            "link_speed_mbps": _link_speed(conn),
+        }
+
+    return _with_conn(uri, timeout, "host capabilities", work)
+
+
+def _memory_mib(conn: Any, info: list) -> int:
+    """The host's RAM: /proc/meminfo's total via getMemoryStats (getInfo's figure comes from the
+    NUMA nodes, which can be smaller than the real RAM, e.g. on VMs with hot-plugged memory)."""
+    try:
+        total_kib = conn.getMemoryStats(_libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)["total"]
+        return int(total_kib) // 1024
+    except Exception:  # fall back to getInfo
+        return int(info[1])
+
+
+def _link_speed(conn: Any) -> int | None:
+    lv = _libvirt
+    try:
+        devices = conn.listAllDevices(lv.VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET)
+    except Exception:  # no node-device driver: unknown
+        return None
+    best = None
+    for dev in devices:
+        try:
+            # the XML comes from the libvirt daemon itself, not from an untrusted party
+            link = ET.fromstring(dev.XMLDesc(0)).find("./capability/link")  # noqa: S314
+        except Exception as exc:
+            log.debug("node device XML: %s", exc)
+            continue
+        if link is None or link.get("state") != "up" or not (link.get("speed") or "").isdigit():
+            continue
+        best = max(best or 0, int(link.get("speed")))
+    return best
+
+
+# ------------------------------------------------------------------------------ domains
+def _state_name(state: int, reason: int) -> str:
+    lv = _libvirt
+    if state == lv.VIR_DOMAIN_RUNNING or state == lv.VIR_DOMAIN_BLOCKED:
+        return "up"
+    if state == lv.VIR_DOMAIN_PAUSED:
+        migrating = (lv.VIR_DOMAIN_PAUSED_MIGRATION, getattr(lv, "VIR_DOMAIN_PAUSED_POSTCOPY", -1))
+        return "migrating" if reason in migrating else "paused"
+    if state in (lv.VIR_DOMAIN_SHUTOFF, lv.VIR_DOMAIN_CRASHED):
+        return "down"
+    return "unknown"
+
+
+def list_domains(uri: str, *, timeout: float = 30.0) -> list[dict]:
+    """All domains (active and defined) of the host at uri.
+
+    Each: {uuid (str), name (str), memory_mib (int, maximum memory), vcpus (int), state}, state
+    being "up" (running), "paused", "migrating" (paused by a migration), "down" (shut off or
+    crashed) or "unknown".  Raises VirtError when the host cannot be reached.
+    """
+    lv = _lv()
+
+    def work(conn: Any) -> list[dict]:
+        out = []
+        for dom in conn.listAllDomains(0):
+            try:
+                state, reason = dom.state()
+                info = dom.info()  # [state, maxMem KiB, memory KiB, nrVirtCpu, cpuTime]
+                out.append(
+                    {
+                        "uuid": dom.UUIDString(),
+                        "name": dom.name(),
+                        "memory_mib": int(info[1]) // 1024,
+                        "vcpus": int(info[3]),
+                        "state": _state_name(state, reason),
+                    }
+                )
+            except lv.libvirtError as exc:
+                if exc.get_error_code() != lv.VIR_ERR_NO_DOMAIN:
+                    raise
+                # it went away while we listed (e.g. migrated with UNDEFINE_SOURCE)
+        return sorted(out, key=lambda d: (d["name"], d["uuid"]))
+
+    return _with_conn(uri, timeout, "list domains", work)
+
+
+def domain_state(uri: str, uuid: str, *, timeout: float = 30.0) -> str | None:
+    """State of domain uuid on the host at uri (as in list_domains), or None if not defined there."""
+    lv = _lv()
+
+    def work(conn: Any) -> str | None:
+        try:
+            dom = conn.lookupByUUIDString(uuid)
+            return _state_name(*dom.state())
+        except lv.libvirtError as exc:
+            if exc.get_error_code() == lv.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    return _with_conn(uri, timeout, "domain state", work)
+
+
+def abort_job(uri: str, uuid: str, *, timeout: float = 30.0) -> None:
+    """Abort the job (e.g. an outgoing migration) running on domain uuid at uri.
+
+    Raises VirtError when the host cannot be reached, the domain is not defined there
+    (code VIR_ERR_NO_DOMAIN, 42) or no job is running (code VIR_ERR_OPERATION_INVALID, 55).
+    """
+
+    def work(conn: Any) -> None:
+        conn.lookupByUUIDString(uuid).abortJob()
+
+    _with_conn(uri, timeout, "abort job", work)
+
+
+# ------------------------------------------------------------------------------ migration
+def _flag_bits(flags: list[str]) -> int:
+    lv = _lv()
+    bits = 0
+    for name in flags:
+        value = getattr(lv, name, None) if isinstance(name, str) else None
+        if (
+            not isinstance(name, str)
+            or not name.startswith("VIR_MIGRATE_")
+            or name.startswith("VIR_MIGRATE_PARAM_")
+            or not isinstance(value, int)
+        ):
+            raise VirtError(
+                f"unknown migration flag {name!r} (libvirt-python {_binding_version()} has no such "
+                "VIR_MIGRATE_* constant)"
+            )
+        bits |= value
+    return bits
+
+
+def _check_schedule(schedule: dict | None) -> tuple[list[dict], list[dict]]:
+    schedule = schedule or {}
+    if not isinstance(schedule, dict):
+        raise VirtError(f"schedule must be a dict, not {type(schedule).__name__}")
+    unknown = set(schedule) - {"init", "stalling"}
+    if unknown:
+        raise VirtError(f"schedule has unknown sections: {sorted(unknown)}")
+
+    def action(a: Any, where: str) -> dict:
+        if not isinstance(a, dict) or a.get("name") not in SCHEDULE_ACTIONS:
+            raise VirtError(f"schedule {where}: unknown action {a!r} (known: {SCHEDULE_ACTIONS})")
+        params = list(a.get("params") or [])
+        if a["name"] == "setDowntime":
+            try:
+                if len(params) != 1 or int(params[0]) <= 0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise VirtError(f"schedule {where}: setDowntime needs one positive ms value") from None
+        return {"name": a["name"], "params": params}
+
+    init = [action(a, "init") for a in schedule.get("init") or []]
+    steps = []
+    for i, step in enumerate(schedule.get("stalling") or []):
+        if not isinstance(step, dict) or not isinstance(step.get("limit"), int):
+            raise VirtError(f"schedule stalling[{i}]: needs an int 'limit' and an 'action'")
+        steps.append({"limit": step["limit"], "action": action(step.get("action"), f"stalling[{i}]")})
+    # positive limits first, in order; then the "last" actions (limit -1), in order
+    steps = [s for s in steps if s["limit"] >= 0] + [s for s in steps if s["limit"] < 0]
+    return init, steps
+
+
+class ConvergenceSchedule:
+    """Which convergence actions are due, from the iterations a migration has reached.
+
+    Init actions are due with the first statistics of the migration job.  A stalling step is due
+    when memory_iteration exceeds its limit, at most one step per new iteration, in order; the
+    "last" steps (limit -1) follow, one per further iteration.  No step is due once the migration
+    is being aborted.  Pure: no libvirt.
+    """
+
+    def __init__(self, schedule: dict | None):
+        self.init, self.steps = _check_schedule(schedule)
+        self.init_done = not self.init
+        self.next_step = 0
+        self.acted_iteration = 0  # the memory iteration at which the last stalling step ran
+
+    def due_init(self) -> list[tuple[str, dict, int | None]]:
+        """The init actions, the first time this is asked (with the job's first statistics)."""
+        if self.init_done:
+            return []
+        self.init_done = True
+        return [("init", action, None) for action in self.init]
+
+    def due_stalling(self, iteration: Any, *, aborting: bool = False) -> list[tuple[str, dict, int | None]]:
+        """The stalling step to run now (at most one), given the job's current memory_iteration."""
+        if (
+            aborting
+            or not isinstance(iteration, int)
+            or self.next_step >= len(self.steps)
+            or iteration <= self.acted_iteration
+            or iteration <= self.steps[self.next_step]["limit"]
+        ):
+            return []
+        step = self.steps[self.next_step]
+        self.next_step += 1
+        self.acted_iteration = iteration
+        return [("stalling", step["action"], step["limit"])]
+
+
+_STAT_KEYS = ("data_total", "data_processed", "data_remaining", "memory_iteration")
+
+
+def progress_of(stats: dict, previous: int) -> int:
+    """0..99 from the job's data figures, never below the previous value (100 only at the end)."""
+    total, remaining = stats.get("data_total"), stats.get("data_remaining")
+    if isinstance(total, int) and total > 0 and isinstance(remaining, int):
+        return max(previous, min(99, int(100 - 100 * remaining / total)))
+    return previous
+
+
+def progress_report(stats: dict, progress: int) -> dict:
+    """What on_progress receives: the progress and libvirt's figures under Ferry's names."""
+    report: dict[str, Any] = {"progress": progress}
+    report.update({key: stats.get(key) for key in _STAT_KEYS})
+    if "memory_bps" in stats:
+        report["memory_bps"] = stats["memory_bps"]
+    if "downtime" in stats:
+        report["downtime_ms"] = stats["downtime"]
+    return report
+
+
+class MigrationMonitor:
+    """The decisions of one running migration, from what polling observes.  Pure: no libvirt.
+
+    Each poll feeds it the clock, the job's statistics and the answer to "cancel?"; it answers
+    what to do: report progress, run schedule actions, abort (and why), or give up waiting.
+    Abort reasons: "timeout" (the hard limit passed), "cancel" (asked for), "schedule" (an abort
+    action).  An abort that libvirt refused is asked for again at the next poll.
+    """
+
+    def __init__(self, schedule: dict | None, *, timeout: float, started_at: float):
+        self.schedule = ConvergenceSchedule(schedule)
+        self.timeout = float(timeout)
+        self.started_at = started_at
+        self.deadline = started_at + self.timeout
+        self.progress = 0
+        self.last_stats: dict[str, Any] = {}
+        self.cancelled = False
+        self.timed_out = False
+        self.aborted_by_schedule = False
+        self.abort_reason: str | None = None  # set once an abortJob succeeded
+        self.actions: list[dict] = []
+
+    def begin(self, now: float) -> None:
+        """The call starts now: the hard limit counts from here."""
+        self.started_at = now
+        self.deadline = now + self.timeout
+
+    def overdue(self, now: float) -> bool:
+        """The hard limit has passed: abort and stop waiting (once)."""
+        if now >= self.deadline:
+            self.timed_out = True
+        return self.timed_out
+
+    def poll_limit(self, now: float) -> float:
+        """How long one call on the polling connection may take: never pushes the limit back by much."""
+        return max(0.5, min(5.0, self.deadline - now))
+
+    def observe(self, stats: dict) -> dict:
+        """Statistics of an active job: the progress report to send."""
+        self.last_stats = dict(stats)
+        self.progress = progress_of(stats, self.progress)
+        return progress_report(stats, self.progress)
+
+    def actions_due(self) -> Iterator[tuple[str, dict, int | None]]:
+        """The schedule's actions due after the statistics just observed, in order: the init actions
+        (once), then at most one stalling step, decided after the init actions have run."""
+        yield from self.schedule.due_init()
+        iteration = self.last_stats.get("memory_iteration")
+        yield from self.schedule.due_stalling(iteration, aborting=self.abort_reason is not None)
+
+    def cancel_answer(self, requested: bool) -> bool:
+        """The caller's answer to "cancel?"; True while an abort for the cancel is still to be done."""
+        self.cancelled = self.cancelled or requested
+        return self.cancelled and self.abort_reason is None
+
+    def aborted(self, reason: str) -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+        if reason == "schedule":
+            self.aborted_by_schedule = True
+
+    def record(self, phase: str, action: dict, limit: int | None, now: float, error: str | None) -> dict:
+        entry = {
+            "name": action["name"],
+            "params": list(action["params"]),
+            "phase": phase,
+            "iteration": self.last_stats.get("memory_iteration"),
+            "limit": limit,
+            "at_s": round(now - self.started_at, 3),
+            "ok": error is None,
+            "error": error,
+        }
+        self.actions.append(entry)
+        return entry
+
+    def result(self) -> dict:
+        """The outcome fields the monitor knows (the caller adds libvirt's)."""
+        return {
+            "cancelled": self.cancelled,
+            "timed_out": self.timed_out,
+            "aborted_by_schedule": self.aborted_by_schedule,
+            "actions": self.actions,
+            "progress": self.progress,
+        }
+
+
+class Migration:
+    """One virDomainMigrateToURI3 call on the source, watched and steered from a second connection.
+
+    start() opens the two connections and starts the call in a daemon thread; poll() waits
+    poll_interval, reads the job's statistics, reports progress, applies the schedule and honours
+    cancel and the hard limit, and says whether to go on; finish() collects the final statistics
+    and the result.  run() does all three.  The decisions are MigrationMonitor's.
+    """
+
+    def __init__(
+        self,
+        *,
+        source_uri: str,
+        domain_uuid: str,
+        destination_uri: str,
+        flags: list[str],
+        params: dict,
+        schedule: dict,
+        timeout: float,
+        on_progress: Callable[[dict], None],
+        should_cancel: Callable[[], bool],
+        poll_interval: float = 0.5,
+    ):
+        self.lv = _lv()
+        self.bits = _flag_bits(flags)
+        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+            raise VirtError("params must be a dict with libvirt typed-parameter names as keys")
+        self.source_uri = source_uri
+        self.domain_uuid = domain_uuid
+        self.destination_uri = destination_uri
+        self.params = params
+        self.timeout = float(timeout)
+        self.on_progress = on_progress
+        self.should_cancel = should_cancel
+        self.poll_interval = poll_interval
+        self.monitor = MigrationMonitor(schedule, timeout=self.timeout, started_at=time.monotonic())
+        self.completed: dict[str, Any] = {}  # the JOB_COMPLETED event's statistics
+        self.call_result: dict[str, Any] = {}
+        self.callback_id = None
+        self.poll_broken = False  # the polling connection hung once: never used again
+        self.worker: threading.Thread | None = None
+
+    # -- the libvirt side
+    def _open_dom(self) -> tuple[Any, Any]:
+        conn = self.lv.open(self.source_uri)
+        try:
+            return conn, conn.lookupByUUIDString(self.domain_uuid)
+        except BaseException:
+            conn.close()
+            raise
+
+    def start(self) -> None:
+        lv = self.lv
+        setup_timeout = max(1.0, min(self.timeout, 30.0))
+        have_events = _events()
+        # Two connections to the source: one blocks in migrateToURI3, the other polls and aborts.
+        what = f"migrate: open {self.source_uri}"
+        self.conn, self.dom = _guarded(self._open_dom, setup_timeout, what)
+        try:
+            self.pconn, self.pdom = _guarded(self._open_dom, setup_timeout, what)
+        except VirtError:
+            self.conn.close()
+            raise
+        if have_events:
+            try:
+                self.callback_id = self.pconn.domainEventRegisterAny(
+                    self.pdom, lv.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, self._on_completed, None
+                )
+            except Exception as exc:  # final stats then come from polling
+                log.debug("cannot register JOB_COMPLETED: %s", exc)
+        self.monitor.begin(time.monotonic())
+        self.worker = threading.Thread(target=self._call, name="virt-migrate", daemon=True)
+        self.worker.start()
+
+    def _on_completed(self, _conn: Any, _dom: Any, stats: dict, _opaque: Any) -> None:
+        self.completed.update(stats)
+
+    def _call(self) -> None:
+        started = time.monotonic()
+        try:
+            self.dom.migrateToURI3(self.destination_uri, self.params, self.bits)
+            self.call_result["ok"] = True
+        except self.lv.libvirtError as exc:
+            self.call_result.update(ok=False, code=exc.get_error_code(), message=exc.get_error_message())
+        except Exception as exc:  # e.g. TypeError for a wrongly typed param
+            self.call_result.update(ok=False, code=None, message=f"{type(exc).__name__}: {exc}")
+        self.call_result["seconds"] = time.monotonic() - started
+
+    def _poll_call(self, fn: Callable[[], Any], what: str, limit: float) -> Any:
+        """A call on the polling connection, given up after limit s (then never used again)."""
+        if self.poll_broken:
+            raise VirtError(f"{what}: the polling connection to {self.source_uri} hangs")
+        try:
+            return _run(fn, limit, what)
+        except _TimedOut:
+            self.poll_broken = True
+            raise VirtError(f"{what}: no answer within {limit:g} s") from None
+
+    def abort(self, reason: str) -> bool:
+        """abortJob, once; False when libvirt refused it (e.g. no job yet: asked again later)."""
+        if self.monitor.abort_reason is not None:
+            return True
+        try:
+            if self.poll_broken:  # a fresh connection, the polling one hangs
+                _with_conn(
+                    self.source_uri, 5.0, "abortJob", lambda c: c.lookupByUUIDString(self.domain_uuid).abortJob()
+                )
+            else:
+                self._poll_call(self.pdom.abortJob, "abortJob", 5.0)
+        except Exception as exc:
+            log.info("abortJob (%s) failed: %s", reason, exc)
+            return False
+        self.monitor.aborted(reason)
+        return True
+
+    def apply(self, phase: str, action: dict, limit: int | None) -> None:
+        """Run one schedule action; a failure is recorded and the migration goes on."""
+        error = None
+        limit_s = self.monitor.poll_limit(time.monotonic())
+        try:
+            if action["name"] == "setDowntime":
+                ms = int(action["params"][0])
+                self._poll_call(lambda: self.pdom.migrateSetMaxDowntime(ms, 0), "migrateSetMaxDowntime", limit_s)
+            elif action["name"] == "postcopy":
+                self._poll_call(lambda: self.pdom.migrateStartPostCopy(0), "migrateStartPostCopy", limit_s)
+            elif action["name"] == "abort" and not self.abort("schedule"):
+                raise VirtError("abortJob failed")
+        except Exception as exc:
+            error = str(exc)
+        entry = self.monitor.record(phase, action, limit, time.monotonic(), error)
+        log.info("migration %s: %s %s -> %s", self.domain_uuid, phase, action, entry["ok"])
+
+    def _job_stats(self) -> dict | None:
+        if self.poll_broken:
+            return None
+        try:
+            stats = self._poll_call(self.pdom.jobStats, "jobStats", self.monitor.poll_limit(time.monotonic()))
+        except Exception as exc:  # e.g. the domain is gone at the very end
+            log.debug("jobStats: %s", exc)
+            return None
+        if not stats or stats.get("type", self.lv.VIR_DOMAIN_JOB_NONE) == self.lv.VIR_DOMAIN_JOB_NONE:
+            return None
+        return stats
+
+    def poll(self) -> bool:
+        """One round of watching; False once the call has returned or been given up."""
+        if self.worker is None:
+            raise RuntimeError("start() first")
+        self.worker.join(self.poll_interval)
+        if not self.worker.is_alive():
+            return False
+        if self.monitor.overdue(time.monotonic()):
+            self.abort("timeout")
+            # a short grace so that a call that does react to abortJob can report
+            self.worker.join(min(5.0, max(1.0, self.poll_interval * 4)))
+            return False
+        stats = self._job_stats()
+        if stats is not None:
+            report = self.monitor.observe(stats)
+            for phase, action, limit in self.monitor.actions_due():
+                self.apply(phase, action, limit)
+            try:
+                self.on_progress(report)
+            except Exception:  # a broken callback must not break the job
+                log.exception("on_progress failed")
+        try:
+            requested = not self.monitor.cancelled and bool(self.should_cancel())
+        except Exception:  # a broken callback must not cancel the job
+            log.exception("should_cancel failed")
+            requested = False
+        if self.monitor.cancel_answer(requested):
+            self.abort("cancel")
+        return True
+
+    def _final_stats(self) -> tuple[dict, str | None]:
+        """The JOB_COMPLETED event's statistics, or the source's completed job, or the last poll."""
+        lv = self.lv
+        if self.call_result.get("ok") and self.callback_id is not None:
+            end = time.monotonic() + 1.0
+            while not self.completed and time.monotonic() < end:
+                time.sleep(0.02)
+        stats, source = dict(self.completed), "completed"
+        if not stats and not self.poll_broken:
+            flag = lv.VIR_DOMAIN_JOB_STATS_COMPLETED | getattr(lv, "VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED", 0)
+            try:
+                got = self._poll_call(lambda: self.pdom.jobStats(flag), "jobStats(completed)", 5.0)
+                if got and got.get("type", lv.VIR_DOMAIN_JOB_NONE) != lv.VIR_DOMAIN_JOB_NONE:
+                    stats = dict(got)
+            except Exception as exc:  # e.g. the source domain is undefined now
+                log.debug("jobStats(completed): %s", exc)
+        if not stats and self.monitor.last_stats:
+            stats, source = self.monitor.last_stats, "polled"
+        return stats, (source if stats else None)
+
+    def _close(self) -> None:
+        def close() -> None:
+            if self.callback_id is not None:
+                with contextlib.suppress(self.lv.libvirtError):
+                    self.pconn.domainEventDeregisterAny(self.callback_id)
+            self.pconn.close()
+            self.conn.close()
+
+        try:
+            _run(close, 5.0, "close")
+        except Exception as exc:
+            log.debug("closing the migration connections: %s", exc)
+
+    def finish(self) -> dict:
+        """The result, once poll() said stop."""
+        if self.worker is None:
+            raise RuntimeError("start() first")
+        out: dict[str, Any] = {
+            "ok": False,
+            "error_code": None,
+            "error_message": None,
+            **self.monitor.result(),
+            "stats": {},
+            "stats_source": None,
+            "seconds": None,
+        }
+        if self.worker.is_alive():  # stuck inside libvirt even after abortJob: leave it behind
+            out["seconds"] = round(time.monotonic() - self.monitor.started_at, 3)
+            out["error_message"] = f"migration did not return within {self.timeout:g} s (abandoned)"
+            last = self.monitor.last_stats
+            out["stats"], out["stats_source"] = last, "polled" if last else None
+            return out
+        out["seconds"] = round(self.call_result.get("seconds", 0.0), 3)
+        out["ok"] = bool(self.call_result.get("ok"))
+        out["error_code"] = self.call_result.get("code")
+        out["error_message"] = self.call_result.get("message")
+        out["stats"], out["stats_source"] = self._final_stats()
+        if not self.poll_broken:
+            self._close()
+        return out
+
+    def run(self) -> dict:
+        self.start()
+        while self.poll():
+            pass
+        return self.finish()
+
+
+def migrate(
+    *,
+    source_uri: str,
+    domain_uuid: str,
+    destination_uri: str,
+    flags: list[str],
+    params: dict,
+    schedule: dict,
+    timeout: float,
+    on_progress: Callable[[dict], None],
+    should_cancel: Callable[[], bool],
+    poll_interval: float = 0.5,
+) -> dict:
+    """Live-migrate domain_uuid from source_uri to destination_uri with virDomainMigrateToURI3.
+
+    flags: libvirt constant names ("VIR_MIGRATE_LIVE", ...), OR-ed; an unknown name raises
+    VirtError.  params: typed parameters passed as they are ({"parallel.connections": 2, ...}).
+    schedule: {"init": [action...], "stalling": [{"limit": n, "action": action}...]}, action =
+    {"name": "setDowntime"|"postcopy"|"abort", "params": [...]}.  Init actions run as soon as the
+    migration job is visible; a stalling step runs when memory_iteration exceeds its limit, at most
+    one step per new iteration, in order; limit -1 steps run last, one per further iteration.
+
+    The call runs in a daemon thread; a second connection polls jobStats every poll_interval s,
+    calls on_progress(dict) and should_cancel() (true -> abortJob once).  After timeout s the job
+    is aborted and the function returns with timed_out=True without waiting for a stuck call.
+
+    Returns {ok, error_code, error_message, cancelled, timed_out, aborted_by_schedule, actions,
+    stats, stats_source, progress, seconds}.  ok only says that libvirt's call returned without
+    error: the caller decides success from the domain's state on both hosts.
+    Raises VirtError for bad arguments, an unreachable source or a domain not on the source.
+    """
+    return Migration(
+        source_uri=source_uri,
+        domain_uuid=domain_uuid,
+        destination_uri=destination_uri,
+        flags=flags,
+        params=params,
+        schedule=schedule,
+        timeout=timeout,
+        on_progress=on_progress,
+        should_cancel=should_cancel,
+        poll_interval=poll_interval,
+    ).run()
