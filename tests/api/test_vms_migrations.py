@@ -1,17 +1,24 @@
 """Migration plans, starting and cancelling migrations through the API."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.db import IntegrityError, transaction
 
-from clusters.models import HostStatus, VMStatus
+from clusters.models import Cluster, HostStatus, VMStatus
 from core.models import AuditEntry
 from migrations_app.models import JobState, MigrationJob
 from migrations_app.selectors import migration_plan, vm_for_planning
 from policies.models import VERY_LARGE_VMS_ID
 from tests.broker import Sent, take
-from tests.factories import ClusterFactory, HostFactory, JobFactory, VMFactory
+from tests.factories import ClusterFactory, HostFactory, JobFactory, PolicyFactory, VMFactory
 
 pytestmark = pytest.mark.django_db
+
+REPO = Path(__file__).resolve().parents[2]
 
 PLAN_KEYS = {
     "policy",
@@ -223,3 +230,59 @@ def test_cancelling_an_ended_job_is_a_409(api, estate):
     response = api.post(f"/api/migrations/{estate.job.pk}/cancel/")
     assert response.status_code == 409
     assert "already ended" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "plan_key", "flag"),
+    [
+        ("FERRY_DEFAULT_ENCRYPTED", "encrypted", "VIR_MIGRATE_TLS"),
+        ("FERRY_DEFAULT_COMPRESSED", "compressed", "VIR_MIGRATE_COMPRESSED"),
+        ("FERRY_DEFAULT_AUTO_CONVERGE", "auto_converge", "VIR_MIGRATE_AUTO_CONVERGE"),
+    ],
+)
+def test_the_global_defaults_decide_what_inherit_means_in_the_plan(api, estate, settings, setting, plan_key, flag):
+    # Everything left at "inherit": the policy, the cluster and the VM.
+    policy = PolicyFactory(auto_convergence="inherit", migration_compression="inherit")
+    Cluster.objects.filter(pk=estate.cluster.pk).update(migration_policy=policy)
+    for value in (False, True):
+        setattr(settings, setting, value)
+        response = api.get(plan_url(estate.vm), {"destination_host": str(estate.destination.pk)})
+        plan = response.json()
+        assert (plan[plan_key], flag in plan["libvirt"]["flags"]) == (value, value), (setting, value)
+
+
+def test_the_global_defaults_come_from_the_environment():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.FERRY_DEFAULT_AUTO_CONVERGE, s.FERRY_DEFAULT_COMPRESSED, s.FERRY_DEFAULT_ENCRYPTED)"
+    )
+    names = ("FERRY_DEFAULT_AUTO_CONVERGE", "FERRY_DEFAULT_COMPRESSED", "FERRY_DEFAULT_ENCRYPTED")
+    base = {k: v for k, v in os.environ.items() if k not in names} | {"DJANGO_SETTINGS_MODULE": "config.settings"}
+    for env, expected in (({}, "False False False"), (dict.fromkeys(names, "true"), "True True True")):
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, env=base | env, capture_output=True, text=True, check=True
+        )
+        assert result.stdout.split("\n")[-2] == expected, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("libvirt_uri", "peer_uri", "reached_at"),
+    [
+        ("qemu:///system", "", "qemu+tls://10.9.8.7/system"),  # blank, local socket: the address over TLS
+        ("qemu+tls://hv-c.example/system", "", "qemu+tls://hv-c.example/system"),  # blank: the remote URI
+        (
+            "qemu:///system",
+            "qemu+tls://hv-c.migration.example:16515/system",
+            "qemu+tls://hv-c.migration.example:16515/system",
+        ),
+    ],
+)
+def test_the_destination_is_reached_at_its_peer_uri_or_what_a_blank_one_means(
+    api, estate, libvirt_uri, peer_uri, reached_at
+):
+    destination = HostFactory(
+        name="hv-c", cluster=estate.cluster, address="10.9.8.7", libvirt_uri=libvirt_uri, peer_uri=peer_uri
+    )
+    response = api.get(plan_url(estate.vm), {"destination_host": str(destination.pk)})
+    assert response.status_code == 200, response.content
+    assert response.json()["libvirt"]["destination_uri"] == reached_at
