@@ -95,8 +95,12 @@ print(json.dumps({
 DEPLOYMENT_VARIABLES = ("FERRY_SECURE", "FERRY_BEHIND_PROXY", "DJANGO_CSRF_TRUSTED_ORIGINS", "DJANGO_ALLOWED_HOSTS")
 
 
+# Committed rows, so that the other process sees them (restored afterwards, as every test expects).
+COMMITTED = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
 @pytest.fixture
-def admin_in_any_process(transactional_db):
+def admin_in_any_process(db):
     """An admin whose password another process can check (the suite's fast hasher is the suite's own)."""
     user = UserFactory(username="admin", is_staff=True, is_superuser=True)
     user.password = PBKDF2PasswordHasher().encode("pw-for-tests", "ferry-tests-salt", iterations=1000)
@@ -124,6 +128,7 @@ def requests_with(env: dict[str, str], host: str, *, login_over: str) -> dict:
 
 
 @pytest.mark.slow
+@COMMITTED
 def test_secure_settings_redirect_to_https_send_hsts_and_ignore_the_proxy_header_by_default(admin_in_any_process):
     env = {"FERRY_SECURE": "true", "DJANGO_ALLOWED_HOSTS": "ferry.example"}
     seen = requests_with(env, "ferry.example", login_over="https")
@@ -138,6 +143,7 @@ def test_secure_settings_redirect_to_https_send_hsts_and_ignore_the_proxy_header
 
 
 @pytest.mark.slow
+@COMMITTED
 def test_behind_a_proxy_with_a_trusted_origin_logins_work_over_https_with_secure_cookies(admin_in_any_process):
     # The proxy answers as https://ferry.example and passes requests on to ferry-internal.
     env = {
@@ -156,12 +162,14 @@ def test_behind_a_proxy_with_a_trusted_origin_logins_work_over_https_with_secure
 
 
 @pytest.mark.slow
+@COMMITTED
 def test_without_the_trusted_origin_the_proxys_public_origin_is_refused(admin_in_any_process):
     env = {"FERRY_SECURE": "true", "FERRY_BEHIND_PROXY": "true", "DJANGO_ALLOWED_HOSTS": "ferry-internal"}
     assert requests_with(env, "ferry-internal", login_over="proxy")["login_from_public_origin"]["status"] == 403
 
 
 @pytest.mark.slow
+@COMMITTED
 def test_the_embedded_defaults_serve_plain_http_with_ordinary_cookies(admin_in_any_process):
     seen = requests_with({}, "127.0.0.1", login_over="http")
     assert seen["http"] == {"status": 200, "location": None, "hsts": None}
