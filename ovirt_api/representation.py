@@ -16,7 +16,7 @@ import datetime
 import json
 import re
 from typing import Any
-from xml.etree import ElementTree
+from xml.etree import ElementTree  # builds documents only: every parse goes through defusedxml
 
 import defusedxml
 import defusedxml.ElementTree

@@ -55,6 +55,8 @@ def parse_search(text: str) -> list[Term]:
     while index < len(tokens):
         if terms:
             kind, word = tokens[index]
+            if kind == "word" and word.lower() in UNSUPPORTED_WORDS - {"or"}:
+                raise Fault(f'Ferry\'s search does not support "{word}": use field=value terms joined by "and".')
             if kind != "word" or word.lower() != "and":
                 raise Fault(f'Ferry\'s search joins terms with "and" only; "{word}" is not supported here.')
             index += 1

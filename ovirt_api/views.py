@@ -242,8 +242,11 @@ def cluster(request: HttpRequest, pk: str) -> HttpResponse:
     if request.method == "PUT":
         _flag(request, "async", False)  # the update is done when the answer comes, either way
         changes = resources.cluster_changes(parse_body(request.body, request.content_type, root="cluster"), found)
+        # A script that PUTs back what it read changes nothing: no new version, no audit entry.
+        changes = {name: value for name, value in changes.items() if getattr(found, name) != value}
         try:
-            cluster_update(actor=_actor(request), cluster=found, data=changes)
+            if changes:
+                cluster_update(actor=_actor(request), cluster=found, data=changes)
         except ValidationError as error:
             raise Fault(_messages(error)) from None
         except (StaleVersion, IntegrityError):

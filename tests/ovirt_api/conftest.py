@@ -4,6 +4,7 @@ the SSO endpoint and send the bearer token as ovirtsdk4 does."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -72,7 +73,7 @@ class OvirtClient:
         headers = self.headers(headers)
         return self.client.generic(
             method,
-            url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""),
+            url + ("?" + urlencode(query) if query else ""),
             body,
             content_type=headers.pop("Content-Type"),
             headers=headers,
