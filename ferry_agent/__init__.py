@@ -3,3 +3,5 @@
 It reads its work from the broker (queue ``host.<id>``), does it on libvirt through ``virt``, and
 reads and writes Ferry's state only through the agent API (docs/agent-api.md).
 """
+
+__version__ = "0.1.0"

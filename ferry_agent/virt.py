@@ -21,13 +21,16 @@ import os
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "SCHEDULE_ACTIONS",
+    "ConvergenceSchedule",
+    "Migration",
+    "MigrationMonitor",
     "VirtError",
     "abort_job",
     "domain_state",
@@ -379,12 +382,392 @@ def _check_schedule(schedule: dict | None) -> tuple[list[dict], list[dict]]:
     return init, steps
 
 
-_STAT_KEYS = {
-    "data_total": "data_total",
-    "data_processed": "data_processed",
-    "data_remaining": "data_remaining",
-    "memory_iteration": "memory_iteration",
-}
+class ConvergenceSchedule:
+    """Which convergence actions are due, from the iterations a migration has reached.
+
+    Init actions are due with the first statistics of the migration job.  A stalling step is due
+    when memory_iteration exceeds its limit, at most one step per new iteration, in order; the
+    "last" steps (limit -1) follow, one per further iteration.  No step is due once the migration
+    is being aborted.  Pure: no libvirt.
+    """
+
+    def __init__(self, schedule: dict | None):
+        self.init, self.steps = _check_schedule(schedule)
+        self.init_done = not self.init
+        self.next_step = 0
+        self.acted_iteration = 0  # the memory iteration at which the last stalling step ran
+
+    def due_init(self) -> list[tuple[str, dict, int | None]]:
+        """The init actions, the first time this is asked (with the job's first statistics)."""
+        if self.init_done:
+            return []
+        self.init_done = True
+        return [("init", action, None) for action in self.init]
+
+    def due_stalling(self, iteration: Any, *, aborting: bool = False) -> list[tuple[str, dict, int | None]]:
+        """The stalling step to run now (at most one), given the job's current memory_iteration."""
+        if (
+            aborting
+            or not isinstance(iteration, int)
+            or self.next_step >= len(self.steps)
+            or iteration <= self.acted_iteration
+            or iteration <= self.steps[self.next_step]["limit"]
+        ):
+            return []
+        step = self.steps[self.next_step]
+        self.next_step += 1
+        self.acted_iteration = iteration
+        return [("stalling", step["action"], step["limit"])]
+
+
+_STAT_KEYS = ("data_total", "data_processed", "data_remaining", "memory_iteration")
+
+
+def progress_of(stats: dict, previous: int) -> int:
+    """0..99 from the job's data figures, never below the previous value (100 only at the end)."""
+    total, remaining = stats.get("data_total"), stats.get("data_remaining")
+    if isinstance(total, int) and total > 0 and isinstance(remaining, int):
+        return max(previous, min(99, int(100 - 100 * remaining / total)))
+    return previous
+
+
+def progress_report(stats: dict, progress: int) -> dict:
+    """What on_progress receives: the progress and libvirt's figures under Ferry's names."""
+    report: dict[str, Any] = {"progress": progress}
+    report.update({key: stats.get(key) for key in _STAT_KEYS})
+    if "memory_bps" in stats:
+        report["memory_bps"] = stats["memory_bps"]
+    if "downtime" in stats:
+        report["downtime_ms"] = stats["downtime"]
+    return report
+
+
+class MigrationMonitor:
+    """The decisions of one running migration, from what polling observes.  Pure: no libvirt.
+
+    Each poll feeds it the clock, the job's statistics and the answer to "cancel?"; it answers
+    what to do: report progress, run schedule actions, abort (and why), or give up waiting.
+    Abort reasons: "timeout" (the hard limit passed), "cancel" (asked for), "schedule" (an abort
+    action).  An abort that libvirt refused is asked for again at the next poll.
+    """
+
+    def __init__(self, schedule: dict | None, *, timeout: float, started_at: float):
+        self.schedule = ConvergenceSchedule(schedule)
+        self.timeout = float(timeout)
+        self.started_at = started_at
+        self.deadline = started_at + self.timeout
+        self.progress = 0
+        self.last_stats: dict[str, Any] = {}
+        self.cancelled = False
+        self.timed_out = False
+        self.aborted_by_schedule = False
+        self.abort_reason: str | None = None  # set once an abortJob succeeded
+        self.actions: list[dict] = []
+
+    def begin(self, now: float) -> None:
+        """The call starts now: the hard limit counts from here."""
+        self.started_at = now
+        self.deadline = now + self.timeout
+
+    def overdue(self, now: float) -> bool:
+        """The hard limit has passed: abort and stop waiting (once)."""
+        if now >= self.deadline:
+            self.timed_out = True
+        return self.timed_out
+
+    def poll_limit(self, now: float) -> float:
+        """How long one call on the polling connection may take: never pushes the limit back by much."""
+        return max(0.5, min(5.0, self.deadline - now))
+
+    def observe(self, stats: dict) -> dict:
+        """Statistics of an active job: the progress report to send."""
+        self.last_stats = dict(stats)
+        self.progress = progress_of(stats, self.progress)
+        return progress_report(stats, self.progress)
+
+    def actions_due(self) -> Iterator[tuple[str, dict, int | None]]:
+        """The schedule's actions due after the statistics just observed, in order: the init actions
+        (once), then at most one stalling step, decided after the init actions have run."""
+        yield from self.schedule.due_init()
+        iteration = self.last_stats.get("memory_iteration")
+        yield from self.schedule.due_stalling(iteration, aborting=self.abort_reason is not None)
+
+    def cancel_answer(self, requested: bool) -> bool:
+        """The caller's answer to "cancel?"; True while an abort for the cancel is still to be done."""
+        self.cancelled = self.cancelled or requested
+        return self.cancelled and self.abort_reason is None
+
+    def aborted(self, reason: str) -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+        if reason == "schedule":
+            self.aborted_by_schedule = True
+
+    def record(self, phase: str, action: dict, limit: int | None, now: float, error: str | None) -> dict:
+        entry = {
+            "name": action["name"],
+            "params": list(action["params"]),
+            "phase": phase,
+            "iteration": self.last_stats.get("memory_iteration"),
+            "limit": limit,
+            "at_s": round(now - self.started_at, 3),
+            "ok": error is None,
+            "error": error,
+        }
+        self.actions.append(entry)
+        return entry
+
+    def result(self) -> dict:
+        """The outcome fields the monitor knows (the caller adds libvirt's)."""
+        return {
+            "cancelled": self.cancelled,
+            "timed_out": self.timed_out,
+            "aborted_by_schedule": self.aborted_by_schedule,
+            "actions": self.actions,
+            "progress": self.progress,
+        }
+
+
+class Migration:
+    """One virDomainMigrateToURI3 call on the source, watched and steered from a second connection.
+
+    start() opens the two connections and starts the call in a daemon thread; poll() waits
+    poll_interval, reads the job's statistics, reports progress, applies the schedule and honours
+    cancel and the hard limit, and says whether to go on; finish() collects the final statistics
+    and the result.  run() does all three.  The decisions are MigrationMonitor's.
+    """
+
+    def __init__(
+        self,
+        *,
+        source_uri: str,
+        domain_uuid: str,
+        destination_uri: str,
+        flags: list[str],
+        params: dict,
+        schedule: dict,
+        timeout: float,
+        on_progress: Callable[[dict], None],
+        should_cancel: Callable[[], bool],
+        poll_interval: float = 0.5,
+    ):
+        self.lv = _lv()
+        self.bits = _flag_bits(flags)
+        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+            raise VirtError("params must be a dict with libvirt typed-parameter names as keys")
+        self.source_uri = source_uri
+        self.domain_uuid = domain_uuid
+        self.destination_uri = destination_uri
+        self.params = params
+        self.timeout = float(timeout)
+        self.on_progress = on_progress
+        self.should_cancel = should_cancel
+        self.poll_interval = poll_interval
+        self.monitor = MigrationMonitor(schedule, timeout=self.timeout, started_at=time.monotonic())
+        self.completed: dict[str, Any] = {}  # the JOB_COMPLETED event's statistics
+        self.call_result: dict[str, Any] = {}
+        self.callback_id = None
+        self.poll_broken = False  # the polling connection hung once: never used again
+        self.worker: threading.Thread | None = None
+
+    # -- the libvirt side
+    def _open_dom(self) -> tuple[Any, Any]:
+        conn = self.lv.open(self.source_uri)
+        try:
+            return conn, conn.lookupByUUIDString(self.domain_uuid)
+        except BaseException:
+            conn.close()
+            raise
+
+    def start(self) -> None:
+        lv = self.lv
+        setup_timeout = max(1.0, min(self.timeout, 30.0))
+        have_events = _events()
+        # Two connections to the source: one blocks in migrateToURI3, the other polls and aborts.
+        what = f"migrate: open {self.source_uri}"
+        self.conn, self.dom = _guarded(self._open_dom, setup_timeout, what)
+        try:
+            self.pconn, self.pdom = _guarded(self._open_dom, setup_timeout, what)
+        except VirtError:
+            self.conn.close()
+            raise
+        if have_events:
+            try:
+                self.callback_id = self.pconn.domainEventRegisterAny(
+                    self.pdom, lv.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, self._on_completed, None
+                )
+            except Exception as exc:  # final stats then come from polling
+                log.debug("cannot register JOB_COMPLETED: %s", exc)
+        self.monitor.begin(time.monotonic())
+        self.worker = threading.Thread(target=self._call, name="virt-migrate", daemon=True)
+        self.worker.start()
+
+    def _on_completed(self, _conn: Any, _dom: Any, stats: dict, _opaque: Any) -> None:
+        self.completed.update(stats)
+
+    def _call(self) -> None:
+        started = time.monotonic()
+        try:
+            self.dom.migrateToURI3(self.destination_uri, self.params, self.bits)
+            self.call_result["ok"] = True
+        except self.lv.libvirtError as exc:
+            self.call_result.update(ok=False, code=exc.get_error_code(), message=exc.get_error_message())
+        except Exception as exc:  # e.g. TypeError for a wrongly typed param
+            self.call_result.update(ok=False, code=None, message=f"{type(exc).__name__}: {exc}")
+        self.call_result["seconds"] = time.monotonic() - started
+
+    def _poll_call(self, fn: Callable[[], Any], what: str, limit: float) -> Any:
+        """A call on the polling connection, given up after limit s (then never used again)."""
+        if self.poll_broken:
+            raise VirtError(f"{what}: the polling connection to {self.source_uri} hangs")
+        try:
+            return _run(fn, limit, what)
+        except _TimedOut:
+            self.poll_broken = True
+            raise VirtError(f"{what}: no answer within {limit:g} s") from None
+
+    def abort(self, reason: str) -> bool:
+        """abortJob, once; False when libvirt refused it (e.g. no job yet: asked again later)."""
+        if self.monitor.abort_reason is not None:
+            return True
+        try:
+            if self.poll_broken:  # a fresh connection, the polling one hangs
+                _with_conn(
+                    self.source_uri, 5.0, "abortJob", lambda c: c.lookupByUUIDString(self.domain_uuid).abortJob()
+                )
+            else:
+                self._poll_call(self.pdom.abortJob, "abortJob", 5.0)
+        except Exception as exc:
+            log.info("abortJob (%s) failed: %s", reason, exc)
+            return False
+        self.monitor.aborted(reason)
+        return True
+
+    def apply(self, phase: str, action: dict, limit: int | None) -> None:
+        """Run one schedule action; a failure is recorded and the migration goes on."""
+        error = None
+        limit_s = self.monitor.poll_limit(time.monotonic())
+        try:
+            if action["name"] == "setDowntime":
+                ms = int(action["params"][0])
+                self._poll_call(lambda: self.pdom.migrateSetMaxDowntime(ms, 0), "migrateSetMaxDowntime", limit_s)
+            elif action["name"] == "postcopy":
+                self._poll_call(lambda: self.pdom.migrateStartPostCopy(0), "migrateStartPostCopy", limit_s)
+            elif action["name"] == "abort" and not self.abort("schedule"):
+                raise VirtError("abortJob failed")
+        except Exception as exc:
+            error = str(exc)
+        entry = self.monitor.record(phase, action, limit, time.monotonic(), error)
+        log.info("migration %s: %s %s -> %s", self.domain_uuid, phase, action, entry["ok"])
+
+    def _job_stats(self) -> dict | None:
+        if self.poll_broken:
+            return None
+        try:
+            stats = self._poll_call(self.pdom.jobStats, "jobStats", self.monitor.poll_limit(time.monotonic()))
+        except Exception as exc:  # e.g. the domain is gone at the very end
+            log.debug("jobStats: %s", exc)
+            return None
+        if not stats or stats.get("type", self.lv.VIR_DOMAIN_JOB_NONE) == self.lv.VIR_DOMAIN_JOB_NONE:
+            return None
+        return stats
+
+    def poll(self) -> bool:
+        """One round of watching; False once the call has returned or been given up."""
+        if self.worker is None:
+            raise RuntimeError("start() first")
+        self.worker.join(self.poll_interval)
+        if not self.worker.is_alive():
+            return False
+        if self.monitor.overdue(time.monotonic()):
+            self.abort("timeout")
+            # a short grace so that a call that does react to abortJob can report
+            self.worker.join(min(5.0, max(1.0, self.poll_interval * 4)))
+            return False
+        stats = self._job_stats()
+        if stats is not None:
+            report = self.monitor.observe(stats)
+            for phase, action, limit in self.monitor.actions_due():
+                self.apply(phase, action, limit)
+            try:
+                self.on_progress(report)
+            except Exception:  # a broken callback must not break the job
+                log.exception("on_progress failed")
+        try:
+            requested = not self.monitor.cancelled and bool(self.should_cancel())
+        except Exception:  # a broken callback must not cancel the job
+            log.exception("should_cancel failed")
+            requested = False
+        if self.monitor.cancel_answer(requested):
+            self.abort("cancel")
+        return True
+
+    def _final_stats(self) -> tuple[dict, str | None]:
+        """The JOB_COMPLETED event's statistics, or the source's completed job, or the last poll."""
+        lv = self.lv
+        if self.call_result.get("ok") and self.callback_id is not None:
+            end = time.monotonic() + 1.0
+            while not self.completed and time.monotonic() < end:
+                time.sleep(0.02)
+        stats, source = dict(self.completed), "completed"
+        if not stats and not self.poll_broken:
+            flag = lv.VIR_DOMAIN_JOB_STATS_COMPLETED | getattr(lv, "VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED", 0)
+            try:
+                got = self._poll_call(lambda: self.pdom.jobStats(flag), "jobStats(completed)", 5.0)
+                if got and got.get("type", lv.VIR_DOMAIN_JOB_NONE) != lv.VIR_DOMAIN_JOB_NONE:
+                    stats = dict(got)
+            except Exception as exc:  # e.g. the source domain is undefined now
+                log.debug("jobStats(completed): %s", exc)
+        if not stats and self.monitor.last_stats:
+            stats, source = self.monitor.last_stats, "polled"
+        return stats, (source if stats else None)
+
+    def _close(self) -> None:
+        def close() -> None:
+            if self.callback_id is not None:
+                with contextlib.suppress(self.lv.libvirtError):
+                    self.pconn.domainEventDeregisterAny(self.callback_id)
+            self.pconn.close()
+            self.conn.close()
+
+        try:
+            _run(close, 5.0, "close")
+        except Exception as exc:
+            log.debug("closing the migration connections: %s", exc)
+
+    def finish(self) -> dict:
+        """The result, once poll() said stop."""
+        if self.worker is None:
+            raise RuntimeError("start() first")
+        out: dict[str, Any] = {
+            "ok": False,
+            "error_code": None,
+            "error_message": None,
+            **self.monitor.result(),
+            "stats": {},
+            "stats_source": None,
+            "seconds": None,
+        }
+        if self.worker.is_alive():  # stuck inside libvirt even after abortJob: leave it behind
+            out["seconds"] = round(time.monotonic() - self.monitor.started_at, 3)
+            out["error_message"] = f"migration did not return within {self.timeout:g} s (abandoned)"
+            last = self.monitor.last_stats
+            out["stats"], out["stats_source"] = last, "polled" if last else None
+            return out
+        out["seconds"] = round(self.call_result.get("seconds", 0.0), 3)
+        out["ok"] = bool(self.call_result.get("ok"))
+        out["error_code"] = self.call_result.get("code")
+        out["error_message"] = self.call_result.get("message")
+        out["stats"], out["stats_source"] = self._final_stats()
+        if not self.poll_broken:
+            self._close()
+        return out
+
+    def run(self) -> dict:
+        self.start()
+        while self.poll():
+            pass
+        return self.finish()
 
 
 def migrate(
@@ -418,239 +801,15 @@ def migrate(
     error: the caller decides success from the domain's state on both hosts.
     Raises VirtError for bad arguments, an unreachable source or a domain not on the source.
     """
-    lv = _lv()
-    bits = _flag_bits(flags)
-    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-        raise VirtError("params must be a dict with libvirt typed-parameter names as keys")
-    init_actions, steps = _check_schedule(schedule)
-    timeout = float(timeout)
-    setup_timeout = max(1.0, min(timeout, 30.0))
-    have_events = _events()
-
-    def open_dom() -> tuple[Any, Any]:
-        conn = lv.open(source_uri)
-        try:
-            return conn, conn.lookupByUUIDString(domain_uuid)
-        except BaseException:
-            conn.close()
-            raise
-
-    # Two connections to the source: one blocks in migrateToURI3, the other polls and aborts.
-    conn, dom = _guarded(open_dom, setup_timeout, f"migrate: open {source_uri}")
-    try:
-        pconn, pdom = _guarded(open_dom, setup_timeout, f"migrate: open {source_uri}")
-    except VirtError:
-        conn.close()
-        raise
-
-    completed: dict[str, Any] = {}
-    callback_id = None
-    if have_events:
-        try:
-
-            def on_completed(_conn: Any, _dom: Any, stats: dict, _opaque: Any) -> None:
-                completed.update(stats)
-
-            callback_id = pconn.domainEventRegisterAny(pdom, lv.VIR_DOMAIN_EVENT_ID_JOB_COMPLETED, on_completed, None)
-        except Exception as exc:  # final stats then come from polling
-            log.debug("cannot register JOB_COMPLETED: %s", exc)
-
-    result: dict[str, Any] = {}
-
-    def run_migration() -> None:
-        t = time.monotonic()
-        try:
-            dom.migrateToURI3(destination_uri, params, bits)
-            result["ok"] = True
-        except lv.libvirtError as exc:
-            result.update(ok=False, code=exc.get_error_code(), message=exc.get_error_message())
-        except Exception as exc:  # e.g. TypeError for a wrongly typed param
-            result.update(ok=False, code=None, message=f"{type(exc).__name__}: {exc}")
-        result["seconds"] = time.monotonic() - t
-
-    out: dict[str, Any] = {
-        "ok": False,
-        "error_code": None,
-        "error_message": None,
-        "cancelled": False,
-        "timed_out": False,
-        "aborted_by_schedule": False,
-        "actions": [],
-        "stats": {},
-        "stats_source": None,
-        "progress": 0,
-        "seconds": None,
-    }
-    last_stats: dict[str, Any] = {}
-    progress = 0
-    init_done = not init_actions
-    acted_iteration = 0  # memory iteration at which the last stalling step ran
-    next_step = 0
-    abort_reason: str | None = None  # "cancel" | "schedule" | "timeout" once abortJob succeeded
-    poll_broken = False
-    t0 = time.monotonic()
-    deadline = t0 + timeout
-
-    def call(fn: Callable[[], Any], what: str, limit: float) -> Any:
-        """A call on the polling connection, given up after limit s (then never used again)."""
-        nonlocal poll_broken
-        if poll_broken:
-            raise VirtError(f"{what}: the polling connection to {source_uri} hangs")
-        try:
-            return _run(fn, limit, what)
-        except _TimedOut:
-            poll_broken = True
-            raise VirtError(f"{what}: no answer within {limit:g} s") from None
-
-    def poll_limit() -> float:  # polls never push the hard timeout back by much
-        return max(0.5, min(5.0, deadline - time.monotonic()))
-
-    def abort(reason: str) -> bool:
-        nonlocal abort_reason
-        if abort_reason is not None:
-            return True
-        try:
-            if poll_broken:  # a fresh connection, the polling one hangs
-                _with_conn(source_uri, 5.0, "abortJob", lambda c: c.lookupByUUIDString(domain_uuid).abortJob())
-            else:
-                call(pdom.abortJob, "abortJob", 5.0)
-        except Exception as exc:  # e.g. no job yet: tried again at the next poll
-            log.info("abortJob (%s) failed: %s", reason, exc)
-            return False
-        abort_reason = reason
-        return True
-
-    def apply(action: dict, phase: str, iteration: int | None, limit: int | None) -> None:
-        entry = dict(
-            name=action["name"],
-            params=list(action["params"]),
-            phase=phase,
-            iteration=iteration,
-            limit=limit,
-            at_s=round(time.monotonic() - t0, 3),
-            ok=True,
-            error=None,
-        )
-        try:
-            if action["name"] == "setDowntime":
-                ms = int(action["params"][0])
-                call(lambda: pdom.migrateSetMaxDowntime(ms, 0), "migrateSetMaxDowntime", poll_limit())
-            elif action["name"] == "postcopy":
-                call(lambda: pdom.migrateStartPostCopy(0), "migrateStartPostCopy", poll_limit())
-            elif action["name"] == "abort":
-                if not abort("schedule"):
-                    raise VirtError("abortJob failed")
-                out["aborted_by_schedule"] = True
-        except Exception as exc:  # reported; the migration goes on
-            entry.update(ok=False, error=str(exc))
-        out["actions"].append(entry)
-        log.info("migration %s: %s %s -> %s", domain_uuid, phase, action, entry["ok"])
-
-    worker = threading.Thread(target=run_migration, name="virt-migrate", daemon=True)
-    worker.start()
-    try:
-        while True:
-            worker.join(poll_interval)
-            if not worker.is_alive():
-                break
-            if time.monotonic() >= deadline:
-                out["timed_out"] = True
-                abort("timeout")
-                # a short grace so that a call that does react to abortJob can report
-                worker.join(min(5.0, max(1.0, poll_interval * 4)))
-                break
-
-            stats = None
-            if not poll_broken:
-                try:
-                    stats = call(pdom.jobStats, "jobStats", poll_limit())
-                except Exception as exc:  # e.g. the domain is gone at the very end
-                    log.debug("jobStats: %s", exc)
-            if stats and stats.get("type", lv.VIR_DOMAIN_JOB_NONE) != lv.VIR_DOMAIN_JOB_NONE:
-                last_stats = dict(stats)
-                if not init_done:
-                    init_done = True
-                    for a in init_actions:
-                        apply(a, "init", stats.get("memory_iteration"), None)
-                iteration = stats.get("memory_iteration")
-                if (
-                    isinstance(iteration, int)
-                    and next_step < len(steps)
-                    and iteration > acted_iteration
-                    and iteration > steps[next_step]["limit"]
-                    and abort_reason is None
-                ):
-                    step = steps[next_step]
-                    next_step += 1
-                    acted_iteration = iteration
-                    apply(step["action"], "stalling", iteration, step["limit"])
-                total, remaining = stats.get("data_total"), stats.get("data_remaining")
-                if isinstance(total, int) and total > 0 and isinstance(remaining, int):
-                    progress = max(progress, min(99, int(100 - 100 * remaining / total)))
-                report = {"progress": progress}
-                report.update({k: stats.get(v) for k, v in _STAT_KEYS.items()})
-                if "memory_bps" in stats:
-                    report["memory_bps"] = stats["memory_bps"]
-                if "downtime" in stats:
-                    report["downtime_ms"] = stats["downtime"]
-                try:
-                    on_progress(report)
-                except Exception:  # a broken callback must not break the job
-                    log.exception("on_progress failed")
-
-            if not out["cancelled"]:
-                try:
-                    cancel = bool(should_cancel())
-                except Exception:  # a broken callback must not cancel the job
-                    log.exception("should_cancel failed")
-                    cancel = False
-                if cancel:
-                    out["cancelled"] = True
-            if out["cancelled"] and abort_reason is None:
-                abort("cancel")
-    finally:
-        out["progress"] = progress
-
-    if worker.is_alive():  # stuck inside libvirt even after abortJob: leave it behind
-        out["seconds"] = round(time.monotonic() - t0, 3)
-        out["error_message"] = f"migration did not return within {timeout:g} s (abandoned)"
-        out["stats"], out["stats_source"] = last_stats, "polled" if last_stats else None
-        return out
-
-    out["seconds"] = round(result.get("seconds", 0.0), 3)
-    out["ok"] = bool(result.get("ok"))
-    out["error_code"] = result.get("code")
-    out["error_message"] = result.get("message")
-
-    # Final statistics: the JOB_COMPLETED event, or the source's completed job, or the last poll.
-    if out["ok"] and callback_id is not None:
-        end = time.monotonic() + 1.0
-        while not completed and time.monotonic() < end:
-            time.sleep(0.02)
-    stats, source = dict(completed), "completed"
-    if not stats and not poll_broken:
-        flag = lv.VIR_DOMAIN_JOB_STATS_COMPLETED | getattr(lv, "VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED", 0)
-        try:
-            got = call(lambda: pdom.jobStats(flag), "jobStats(completed)", 5.0)
-            if got and got.get("type", lv.VIR_DOMAIN_JOB_NONE) != lv.VIR_DOMAIN_JOB_NONE:
-                stats = dict(got)
-        except Exception as exc:  # e.g. the source domain is undefined now
-            log.debug("jobStats(completed): %s", exc)
-    if not stats and last_stats:
-        stats, source = last_stats, "polled"
-    out["stats"], out["stats_source"] = stats, (source if stats else None)
-
-    if not poll_broken:
-
-        def close() -> None:
-            if callback_id is not None:
-                with contextlib.suppress(lv.libvirtError):
-                    pconn.domainEventDeregisterAny(callback_id)
-            pconn.close()
-            conn.close()
-
-        try:
-            _run(close, 5.0, "close")
-        except Exception as exc:
-            log.debug("closing the migration connections: %s", exc)
-    return out
+    return Migration(
+        source_uri=source_uri,
+        domain_uuid=domain_uuid,
+        destination_uri=destination_uri,
+        flags=flags,
+        params=params,
+        schedule=schedule,
+        timeout=timeout,
+        on_progress=on_progress,
+        should_cancel=should_cancel,
+        poll_interval=poll_interval,
+    ).run()

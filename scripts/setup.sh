@@ -60,3 +60,27 @@ if [ "$(cat .venv/.ferry-requirements 2>/dev/null)" != "$stamp" ]; then
     fi
     echo "$stamp" > .venv/.ferry-requirements
 fi
+
+# The console scripts `ferry-agent` and `ferry`, for this checkout. `pip install .[agent]` makes the
+# same ones on a hypervisor; here they are two small launchers rather than an editable install,
+# which would pin one checkout's path into a .venv that may be moved or shared between checkouts:
+# each launcher runs the checkout whose .venv/bin it is called from (a logical path, so a .venv
+# that is a symbolic link still runs the checkout it is linked from). `python -I`: neither the
+# caller's directory nor PYTHON* variables reach the agent's imports.
+write_launcher() {
+    local name=$1 call=$2 content
+    content=$(cat <<LAUNCHER
+#!/bin/sh
+# $name: written by scripts/setup.sh; runs the checkout whose .venv/bin holds this file.
+case \$0 in */*) bin=\${0%/*} ;; *) bin=. ;; esac
+root=\$(cd "\$bin/../.." && pwd)
+exec "\$root/.venv/bin/python" -I -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); $call' "\$root" "\$@"
+LAUNCHER
+)
+    if [ "$(cat ".venv/bin/$name" 2>/dev/null)" != "$content" ]; then
+        printf '%s\n' "$content" > ".venv/bin/$name"
+        chmod 755 ".venv/bin/$name"
+    fi
+}
+write_launcher ferry-agent 'sys.argv[0] = "ferry-agent"; from ferry_agent.cli import main; sys.exit(main())'
+write_launcher ferry 'sys.argv[0] = "ferry"; from manage import ferry; ferry()'

@@ -1,0 +1,206 @@
+"""What each host task does on the hypervisor, with a client of Ferry's agent API.
+
+The agent only reports what libvirt said; Ferry decides (whether a claim may start, a job's
+outcome from the domain's states, which VM rows an inventory changes). Every URI, flag and
+parameter Ferry sends is checked against this machine's allow-list before libvirt sees it
+(ferry_agent.checks). No Django here: the client is the only way to Ferry's state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry_agent import virt
+from ferry_agent.checks import Refused, UriPolicy, check_order, domain_uuid
+from ferry_agent.client import Client, ClientError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Agent", "ProgressReporter", "migrate", "reconcile", "refresh_capabilities", "sync_inventory"]
+
+LIBVIRT_TIMEOUT_S = 30.0
+PROGRESS_INTERVAL_S = 0.5
+ACTIVE_DOMAIN_STATES = ("up", "paused", "migrating")
+CLAIM_STARTED, CLAIM_BUSY = "started", "busy"
+RESULT_KEYS = ("ok", "error_code", "error_message", "cancelled", "timed_out", "aborted_by_schedule", "seconds")
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One host's agent: who it is, how it reaches Ferry, what it lets reach libvirt."""
+
+    host_id: str
+    client: Client
+    uris: UriPolicy = field(default_factory=UriPolicy)
+    migration_timeout_s: float = 3600.0
+
+
+# ------------------------------------------------------------------------------ host reports
+def _own_libvirt_uri(agent: Agent) -> str:
+    """The libvirt URI Ferry holds for this host now (an admin may have changed it)."""
+    info = agent.client.host_info()
+    if str(info.get("id")) != agent.host_id:
+        raise Refused(f"Ferry answered for host {info.get('id')}, not {agent.host_id}")
+    return info.get("libvirt_uri")
+
+
+def refresh_capabilities(agent: Agent) -> dict:
+    """Read libvirt's capabilities and report them, or report why they could not be read."""
+    uri = _own_libvirt_uri(agent)
+    try:
+        capabilities = virt.host_capabilities(agent.uris.libvirt(uri), timeout=LIBVIRT_TIMEOUT_S)
+    except Refused as error:
+        log.warning("host %s: %s", agent.host_id, error)
+        return agent.client.report_capabilities({"error": {"check": "libvirt_uri", "message": str(error)}})
+    except virt.VirtError as error:
+        log.warning("host %s: libvirt unreachable at %s: %s", agent.host_id, uri, error)
+        return agent.client.report_capabilities({"error": {"check": "libvirt_connection", "message": str(error)}})
+    return agent.client.report_capabilities({"capabilities": capabilities})
+
+
+def sync_inventory(agent: Agent) -> dict:
+    """List libvirt's domains and report them; Ferry decides what they change."""
+    uri = agent.uris.libvirt(_own_libvirt_uri(agent))
+    domains = virt.list_domains(uri, timeout=LIBVIRT_TIMEOUT_S)
+    return agent.client.report_inventory({"domains": domains})
+
+
+# ------------------------------------------------------------------------------ migrations
+class ProgressReporter:
+    """Progress reports for one running job, at most one per interval; each answer says whether
+    Ferry wants the job stopped. Before the migration job shows any statistics, asking whether
+    to cancel sends the last progress again, so a cancel is seen from the start. A report that
+    cannot be delivered is logged; the next one tries again."""
+
+    def __init__(self, client: Client, job_id: str, *, interval: float = PROGRESS_INTERVAL_S):
+        self.client = client
+        self.job_id = job_id
+        self.interval = interval
+        self.last_sent = float("-inf")
+        self.progress = 0
+        self.stats: dict[str, Any] = {}
+        self.cancel = False
+
+    def on_progress(self, report: dict[str, Any]) -> None:
+        self.progress = max(self.progress, min(99, int(report.get("progress") or 0)))
+        self.stats = {key: value for key, value in report.items() if key != "progress"}
+        self._send()
+
+    def should_cancel(self) -> bool:
+        self._send()
+        return self.cancel
+
+    def _send(self) -> None:
+        now = time.monotonic()
+        if now - self.last_sent < self.interval:
+            return
+        self.last_sent = now
+        try:
+            answer = self.client.job_progress(self.job_id, {"progress": self.progress, "stats": self.stats})
+        except ClientError as error:
+            log.warning("job %s: progress not delivered: %s", self.job_id, error)
+            return
+        self.cancel = self.cancel or bool(answer.get("cancel_requested"))
+
+
+def _domain_state(agent: Agent, uri: str | None, uuid: str) -> str | None:
+    """The domain's state at uri as the job's outcome needs it: None (not defined there) or
+    "unreachable" when the host could not be read, or its URI is not allowed here."""
+    if uri is None:
+        return None
+    try:
+        return virt.domain_state(agent.uris.libvirt(uri), uuid, timeout=LIBVIRT_TIMEOUT_S)
+    except (Refused, virt.VirtError) as error:
+        log.warning("cannot read domain %s at %s: %s", uuid, uri, error)
+        return "unreachable"
+
+
+def _result(result: dict[str, Any]) -> dict[str, Any]:
+    """virt.migrate's result as the finish report carries it."""
+    out = {key: result.get(key) for key in RESULT_KEYS}
+    for flag in ("ok", "cancelled", "timed_out", "aborted_by_schedule"):
+        out[flag] = bool(out[flag])
+    out["stats"] = dict(result.get("stats") or {})
+    out["actions"] = list(result.get("actions") or [])
+    return out
+
+
+def _failed(message: str, code: int | None = None) -> dict[str, Any]:
+    return {"ok": False, "error_code": code, "error_message": message}
+
+
+def migrate(agent: Agent, job_id: str) -> str:
+    """Claim the job; run it on libvirt with exactly its frozen plan, every URI and flag checked
+    here first; report progress and honour cancel; read the domain on both hosts; report the end.
+    Returns the claim's answer ("started", "busy" or "not_queued")."""
+    answer = agent.client.job_claim(job_id)
+    if answer.get("claim") != CLAIM_STARTED:
+        return str(answer.get("claim"))
+    job = answer.get("job") or {}
+    vm_uuid = str(job.get("vm_uuid"))
+    source_uri, monitor_uri = job.get("source_uri"), job.get("destination_monitor_uri")
+    try:
+        order = check_order(job, agent.uris)
+    except Refused as error:
+        log.error("job %s: refused by this agent: %s", job_id, error)
+        result = _failed(f"Refused by the source host's agent: {error}")
+    else:
+        vm_uuid, source_uri, monitor_uri = order.vm_uuid, order.source_uri, order.destination_monitor_uri
+        reporter = ProgressReporter(agent.client, job_id)
+        try:
+            result = virt.migrate(
+                source_uri=order.source_uri,
+                domain_uuid=order.vm_uuid,
+                destination_uri=order.destination_uri,
+                flags=order.flags,
+                params=order.params,
+                schedule=order.schedule,
+                timeout=agent.migration_timeout_s,
+                on_progress=reporter.on_progress,
+                should_cancel=reporter.should_cancel,
+            )
+        except virt.VirtError as error:
+            result = _failed(str(error), error.code)
+        except Exception as error:  # a bug must still end the job, never leave it running
+            log.exception("migration %s crashed", job_id)
+            result = _failed(f"Internal error in the agent: {error}")
+    report = {
+        "result": _result(result),
+        "source_state": _domain_state(agent, source_uri, vm_uuid),
+        "destination_state": _domain_state(agent, monitor_uri, vm_uuid),
+    }
+    ended = agent.client.job_finish(job_id, report)
+    log.info(
+        "migration %s of %s: %s (source %s, destination %s)",
+        job_id,
+        vm_uuid,
+        ended.get("state"),
+        report["source_state"],
+        report["destination_state"],
+    )
+    return CLAIM_STARTED
+
+
+def reconcile(agent: Agent, job_id: str) -> str:
+    """End a job whose task is gone: stop libvirt's job on the source if one still runs, then
+    report the domain's state on both hosts; Ferry decides the outcome."""
+    job = agent.client.job_get(job_id)
+    if job.get("state") not in ("queued", "running"):
+        return str(job.get("state"))
+    uuid = domain_uuid(job.get("vm_uuid"))
+    source_uri = job.get("source_uri")
+    source_state = _domain_state(agent, source_uri, uuid)
+    destination_state = _domain_state(agent, job.get("destination_monitor_uri"), uuid)
+    aborted = False
+    if source_state in ACTIVE_DOMAIN_STATES and job.get("state") == "running":
+        # A live libvirt job may still be running on the source: stop it before ending ours.
+        try:
+            virt.abort_job(agent.uris.libvirt(source_uri), uuid, timeout=LIBVIRT_TIMEOUT_S)
+            aborted = True
+        except (Refused, virt.VirtError) as error:
+            log.info("reconcile %s: no libvirt job to abort: %s", job_id, error)
+    payload = {"source_state": source_state, "destination_state": destination_state, "aborted": aborted}
+    return str(agent.client.job_reconcile(job_id, payload).get("state"))
