@@ -101,11 +101,15 @@ class HostAdmin(ServiceAdmin):
     readonly_fields = ("capabilities", "capabilities_updated_at", "version")
     actions = ("refresh_capabilities", "set_maintenance", "activate")
 
+    def has_operate_permission(self, request) -> bool:
+        """The host actions need clusters.operate_host (Operators hold it), not change_host."""
+        return request.user.has_perm("clusters.operate_host")
+
     @admin.display(boolean=True, description="Zero-copy")
     def zerocopy(self, host):
         return (host.capabilities or {}).get("zerocopy_migrations")
 
-    @admin.action(description="Refresh capabilities of the selected hosts", permissions=["change"])
+    @admin.action(description="Refresh capabilities of the selected hosts", permissions=["operate"])
     def refresh_capabilities(self, request, queryset):
         actor = Actor.of(request.user)
         self.run_service(
@@ -115,7 +119,7 @@ class HostAdmin(ServiceAdmin):
             done="Capabilities refresh requested",
         )
 
-    @admin.action(description="Put the selected hosts into maintenance", permissions=["change"])
+    @admin.action(description="Put the selected hosts into maintenance", permissions=["operate"])
     def set_maintenance(self, request, queryset):
         actor = Actor.of(request.user)
         self.run_service(
@@ -125,7 +129,7 @@ class HostAdmin(ServiceAdmin):
             done="Hosts put into maintenance",
         )
 
-    @admin.action(description="Activate the selected hosts", permissions=["change"])
+    @admin.action(description="Activate the selected hosts", permissions=["operate"])
     def activate(self, request, queryset):
         actor = Actor.of(request.user)
         self.run_service(

@@ -254,6 +254,9 @@ class Host(VersionedModel):
 
     class Meta:
         ordering = ["name"]
+        # Operators run hosts (refresh, maintenance, activate) without change_host, which edits
+        # the connection fields: only admins hold that.
+        permissions = [("operate_host", "Can refresh hosts, put them into maintenance and activate them")]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=HostStatus.values), name="host_status_values"),
         ]

@@ -177,21 +177,21 @@ def _host_action(request, pk, change, done: str):
 
 @require_POST
 @page_login_required
-@permission_required("clusters.change_host", raise_exception=True)
+@permission_required("clusters.operate_host", raise_exception=True)
 def host_maintenance(request, pk):
     return _host_action(request, pk, services.host_set_maintenance, "Host {host} is in maintenance.")
 
 
 @require_POST
 @page_login_required
-@permission_required("clusters.change_host", raise_exception=True)
+@permission_required("clusters.operate_host", raise_exception=True)
 def host_activate(request, pk):
     return _host_action(request, pk, services.host_activate, "Host {host} is up.")
 
 
 @require_POST
 @page_login_required
-@permission_required("clusters.change_host", raise_exception=True)
+@permission_required("clusters.operate_host", raise_exception=True)
 def host_refresh(request, pk):
     """Ask the host's agent to report its capabilities; the report arrives by itself."""
     host = get_object_or_404(Host, pk=pk)

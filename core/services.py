@@ -15,6 +15,8 @@ from django.db.models import F, ProtectedError
 
 from core.audit import Actor, audit_record, snapshot
 
+_RETRIES = 3
+
 
 class StaleVersion(Exception):
     """Someone saved the object in between: the caller's version is not the stored one."""
@@ -46,37 +48,47 @@ def object_update[M: models.Model](
     expected_version: int | None = None,
     action: str = "update",
 ) -> M:
-    """Apply `changes` to `instance` and store them if `expected_version` is still current."""
+    """Apply `changes` to the stored row and store them if `expected_version` is still current.
+
+    The changes go onto the row as it is stored now, never onto the caller's copy, so a field the
+    caller did not change (a host's status or capabilities, written meanwhile by its agent) keeps
+    its stored value. A change that changes nothing stores nothing.
+    """
     model = type(instance)
     versioned = any(field.name == "version" for field in model._meta.concrete_fields)
-    with transaction.atomic():
-        stored = model._default_manager.select_for_update().filter(pk=instance.pk).first()
-        if stored is None:
-            raise StaleVersion(instance, expected_version or 0, None)
-        if versioned and expected_version is not None and stored.version != expected_version:
-            raise StaleVersion(instance, expected_version, stored)
-        before = snapshot(stored)
-        for name, value in changes.items():
-            setattr(instance, name, value)
-        instance.full_clean()
-        values = {
-            field.attname: getattr(instance, field.attname)
-            for field in model._meta.concrete_fields
-            if not field.primary_key and field.name != "version"
-        }
-        rows = model._default_manager.filter(pk=instance.pk)
-        if versioned:
-            if expected_version is not None:
-                rows = rows.filter(version=expected_version)
-            values["version"] = F("version") + 1
-        if rows.update(**values) == 0:
-            raise StaleVersion(instance, expected_version or 0, model._default_manager.filter(pk=instance.pk).first())
-        if versioned:
-            instance.version = model._default_manager.values_list("version", flat=True).get(pk=instance.pk)
-        after = snapshot(instance)
-        if before != after:
-            audit_record(actor=actor, action=action, instance=instance, before=before, after=after)
-    return instance
+    for _attempt in range(_RETRIES):
+        with transaction.atomic():
+            stored = model._default_manager.select_for_update().filter(pk=instance.pk).first()
+            if stored is None:
+                raise StaleVersion(instance, expected_version or 0, None)
+            if versioned and expected_version is not None and stored.version != expected_version:
+                raise StaleVersion(instance, expected_version, stored)
+            before = snapshot(stored)
+            for name, value in changes.items():
+                setattr(stored, name, value)
+            stored.full_clean()
+            after = snapshot(stored)
+            if after == before:
+                return stored
+            values = {
+                field.attname: getattr(stored, field.attname)
+                for field in model._meta.concrete_fields
+                if not field.primary_key and field.name != "version"
+            }
+            rows = model._default_manager.filter(pk=instance.pk)
+            if versioned:
+                # The version read above: on SQLite, where select_for_update locks nothing, a
+                # writer that committed in between makes this match no row, and we read again.
+                rows = rows.filter(version=stored.version)
+                values["version"] = F("version") + 1
+            if rows.update(**values) == 1:
+                if versioned:
+                    stored.version = model._default_manager.values_list("version", flat=True).get(pk=instance.pk)
+                audit_record(actor=actor, action=action, instance=stored, before=before, after=snapshot(stored))
+                return stored
+        if expected_version is not None:
+            break
+    raise StaleVersion(instance, expected_version or 0, model._default_manager.filter(pk=instance.pk).first())
 
 
 def object_delete(*, actor: Actor, instance: models.Model, expected_version: int | None = None) -> None:

@@ -66,7 +66,7 @@ class CapabilitiesSerializer(serializers.Serializer):
 
 @extend_schema_field(CapabilitiesSerializer)
 class CapabilitiesField(serializers.JSONField):
-    """The last report, read-only on hosts (PUT /api/hosts/{id}/capabilities/ stores a new one)."""
+    """The last report of the host's own agent; read-only here (only the agent API stores a report)."""
 
 
 class HostSerializer(FerryModelSerializer):

@@ -5,7 +5,6 @@ from rest_framework.response import Response
 
 from clusters import services
 from clusters.api.serializers import (
-    CapabilitiesSerializer,
     ClusterLevelSerializer,
     ClusterSerializer,
     HostSerializer,
@@ -75,12 +74,20 @@ class RefreshAcceptedSerializer(serializers.Serializer):
 
 
 class HostViewSet(FerryModelViewSet):
-    """Hypervisors. Capabilities are read-only here: hosts report them with PUT .../capabilities/."""
+    """Hypervisors. Capabilities are read-only: only the host's own agent reports them (the agent API).
+
+    Operators run hosts with refresh, maintenance and activate (clusters.operate_host); only
+    admins (clusters.change_host) edit a host's name, cluster, address and libvirt/peer URIs.
+    """
 
     queryset = Host.objects.all()
     serializer_class = HostSerializer
     filterset_class = HostFilterSet
-    action_permissions = {"capabilities": ["clusters.change_host"], "refresh": ["clusters.change_host"]}
+    action_permissions = {
+        "refresh": ["clusters.operate_host"],
+        "maintenance": ["clusters.operate_host"],
+        "activate": ["clusters.operate_host"],
+    }
 
     def perform_create(self, serializer):
         serializer.instance = services.host_create(actor=self.actor, data=serializer.validated_data)
@@ -96,16 +103,6 @@ class HostViewSet(FerryModelViewSet):
     def perform_destroy(self, instance):
         services.host_delete(actor=self.actor, host=instance, expected_version=self.expected_version(instance))
 
-    @extend_schema(request=CapabilitiesSerializer, responses={200: HostSerializer})
-    @action(detail=True, methods=["put"])
-    def capabilities(self, request, pk=None):
-        """Store a host agent's capabilities report; a host that reports is reachable again."""
-        host = self.get_object()
-        report = CapabilitiesSerializer(data=request.data)
-        report.is_valid(raise_exception=True)
-        host = services.host_report_capabilities(actor=self.actor, host=host, capabilities=dict(report.validated_data))
-        return Response(self.get_serializer(host).data)
-
     @extend_schema(request=None, responses={202: RefreshAcceptedSerializer})
     @action(detail=True, methods=["post"])
     def refresh(self, request, pk=None):
@@ -115,6 +112,20 @@ class HostViewSet(FerryModelViewSet):
         return Response(
             {"detail": f"{host.name} was asked to report its capabilities."}, status=status.HTTP_202_ACCEPTED
         )
+
+    @extend_schema(request=None, responses={200: HostSerializer})
+    @action(detail=True, methods=["post"])
+    def maintenance(self, request, pk=None):
+        """Put the host into maintenance: no migration goes to it, and monitoring leaves it alone."""
+        host = services.host_set_maintenance(actor=self.actor, host=self.get_object())
+        return Response(self.get_serializer(host).data)
+
+    @extend_schema(request=None, responses={200: HostSerializer})
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        """Bring the host back into service."""
+        host = services.host_activate(actor=self.actor, host=self.get_object())
+        return Response(self.get_serializer(host).data)
 
 
 class VMViewSet(FerryModelViewSet):

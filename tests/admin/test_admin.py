@@ -12,7 +12,7 @@ from clusters.models import VM, Cluster, ClusterLevel, Host, HostStatus
 from clusters.services import cluster_update
 from core.audit import Actor
 from core.models import AuditEntry
-from core.roles import READ_ONLY_GROUP, roles_ensure
+from core.roles import OPERATOR_GROUP, READ_ONLY_GROUP, roles_ensure
 from migrations_app import tasks
 from migrations_app.models import JobState, MigrationJob
 from policies.models import MINIMAL_DOWNTIME_ID, VERY_LARGE_VMS_ID, MigrationPolicy
@@ -301,3 +301,24 @@ def test_a_read_only_staff_user_can_look_but_not_touch(db):
         .model_admin.get_actions(page.wsgi_request)
         .get("set_maintenance")
     )
+
+
+def test_an_operator_in_admin_runs_host_actions_but_cannot_edit_a_host(db):
+    roles_ensure()
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name=OPERATOR_GROUP))
+    client = Client()
+    client.force_login(user)
+    host = HostFactory()
+    page = client.get(admin_url(Host, "change", host.pk))
+    assert page.status_code == 200 and not page.context["has_change_permission"]
+    response = client.post(
+        admin_url(Host, "change", host.pk),
+        {"name": host.name, "cluster": host.cluster_id, "address": host.address,
+         "libvirt_uri": "qemu+ext:///system?command=/tmp/owned", "peer_uri": ""},
+    )  # fmt: skip
+    assert response.status_code == 403
+    assert client.get(admin_url(Host, "add")).status_code == 403
+    run_action(client, Host, "set_maintenance", [host])
+    host.refresh_from_db()
+    assert host.status == HostStatus.MAINTENANCE and host.libvirt_uri.startswith("qemu+tls://")

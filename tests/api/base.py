@@ -124,7 +124,8 @@ class ResourceTests:
         obj = self.make(estate)
         url = self.detail(obj)
         assert api.patch(url, {}, format="json", HTTP_IF_MATCH=f'W/"{obj.version}"').status_code == 200
-        assert api.patch(url, {}, format="json", HTTP_IF_MATCH=f'"999", "{obj.version + 1}"').status_code == 200
+        # An empty PATCH changes nothing, so the version stays.
+        assert api.patch(url, {}, format="json", HTTP_IF_MATCH=f'"999", "{obj.version}"').status_code == 200
         assert api.patch(url, {}, format="json", HTTP_IF_MATCH="*").status_code == 200
         assert api.patch(url, {}, format="json", HTTP_IF_MATCH='"999", "998"').status_code == 412
 
@@ -139,9 +140,17 @@ class ResourceTests:
     def test_without_if_match_the_write_proceeds(self, api, estate):
         obj = self.make(estate)
         api.patch(self.detail(obj), self.change(), format="json")
-        response = api.patch(self.detail(obj), {}, format="json")
+        response = api.patch(self.detail(obj), self.other_change(), format="json")
         assert response.status_code == 200
         assert response.json()["version"] == obj.version + 2
+
+    def test_a_patch_that_changes_nothing_stores_nothing(self, api, estate):
+        obj = self.make(estate)
+        audit_before = AuditEntry.objects.count()
+        response = api.patch(self.detail(obj), {}, format="json")
+        assert response.status_code == 200
+        assert response.json()["version"] == obj.version
+        assert AuditEntry.objects.count() == audit_before
 
     def test_a_value_of_the_wrong_type_is_a_400_with_a_field_message(self, api, estate):
         obj = self.make(estate)

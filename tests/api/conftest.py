@@ -63,7 +63,8 @@ def client_for(db):
 
 @dataclass
 class Estate:
-    """A cluster with two hosts up, a VM on the first, a custom policy, a queued job and an audit entry."""
+    """A cluster with two hosts up (and a spare one in maintenance), a VM on the first, a custom policy,
+    a queued job and an audit entry."""
 
     cluster: object
     source: object
@@ -87,7 +88,7 @@ def estate(db, admin_user) -> Estate:
     policy = PolicyFactory(name="Custom slow")
     job = JobFactory(vm=VMFactory(host=source, name="web-1"), destination_host=destination)
     spare_cluster = ClusterFactory(name="empty")
-    spare_host = HostFactory(cluster=cluster, name="hv-spare")
+    spare_host = HostFactory(cluster=cluster, name="hv-spare", status=HostStatus.MAINTENANCE)
     spare_vm = VMFactory(host=destination, name="scratch")
     cluster_update(actor=Actor.of(admin_user), cluster=cluster, data={"description": "Production"})
     cluster.refresh_from_db()

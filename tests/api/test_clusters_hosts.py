@@ -2,11 +2,11 @@
 
 import pytest
 
-from clusters.models import Cluster, Host, HostStatus
+from clusters.models import Cluster, Host
 from core.models import AuditEntry
 from migrations_app import tasks
 from policies.models import MINIMAL_DOWNTIME_ID, VERY_LARGE_VMS_ID
-from tests.factories import ZEROCOPY_HOST, ClusterFactory, HostFactory, VMFactory
+from tests.factories import ZEROCOPY_HOST, ClusterFactory, VMFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -103,38 +103,6 @@ def test_admins_set_hosts_up_or_maintenance_only(api, estate):
     assert response.status_code == 400
     assert "status" in response.json()
     assert api.patch(f"/api/hosts/{estate.spare_host.pk}/", {"status": "maintenance"}, format="json").status_code == 200
-
-
-def test_a_capabilities_report_is_stored_audited_and_brings_a_lost_host_back(api, estate):
-    host = HostFactory(cluster=estate.cluster, status=HostStatus.NON_OPERATIONAL, capabilities={})
-    report = {"libvirt_version": "10.0.0", "zerocopy_migrations": False, "link_speed_mbps": 25000, "future": 1}
-
-    response = api.put(f"/api/hosts/{host.pk}/capabilities/", report, format="json")
-
-    assert response.status_code == 200
-    body = response.json()
-    assert body["capabilities"] == {"libvirt_version": "10.0.0", "zerocopy_migrations": False, "link_speed_mbps": 25000}
-    assert body["status"] == "up" and body["capabilities_updated_at"] is not None
-    assert response["ETag"] == f'"{body["version"]}"'
-    entry = AuditEntry.objects.get(action="capabilities")
-    assert entry.after["status"] == "up" and entry.after["capabilities"]["link_speed_mbps"] == 25000
-
-
-@pytest.mark.parametrize(
-    ("report", "field"),
-    [
-        ({"cpu_count": "32"}, "cpu_count"),
-        ({"cpu_count": -1}, "cpu_count"),
-        ({"zerocopy_migrations": "yes"}, "zerocopy_migrations"),
-        ({"libvirt_version": "9.0 beta"}, "libvirt_version"),
-    ],
-)
-def test_a_malformed_capabilities_report_is_refused(api, estate, report, field):
-    response = api.put(f"/api/hosts/{estate.source.pk}/capabilities/", report, format="json")
-    assert response.status_code == 400
-    assert field in response.json()
-    estate.source.refresh_from_db()
-    assert estate.source.capabilities == ZEROCOPY_HOST
 
 
 def test_refresh_is_audited_and_sends_the_task_to_the_hosts_queue_after_commit(

@@ -1,7 +1,8 @@
 """Every role against every endpoint and every method.
 
 Reads need a login and view_<model>; writes need the model permission (custom actions name theirs:
-migrate = add_migrationjob, cancel = change_migrationjob, capabilities/refresh = change_host).
+migrate = add_migrationjob, cancel = change_migrationjob, refresh/maintenance/activate =
+operate_host). Operators hold operate_host but not change_host: they run hosts, never edit them.
 Anonymous requests get 401; a logged-in user without the permission 403; a method the endpoint does
 not have 405 once the method's permission is held. Refused requests change nothing.
 """
@@ -20,7 +21,6 @@ from core.models import AuditEntry
 from core.roles import FERRY_APPS, OPERATOR_GROUP, READ_ONLY_GROUP, roles_ensure
 from tests.api.conftest import ROLES, Estate
 from tests.api.figures import record
-from tests.factories import ZEROCOPY_HOST
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "view",
         "migrations_app.add_migrationjob",
         "migrations_app.change_migrationjob",
-        "clusters.change_host",
+        "clusters.operate_host",
     },
     "editor": {ALL_FERRY},
 }
@@ -129,16 +129,22 @@ ROUTES = [
         },
     ),
     Route(
-        "host-capabilities",
-        "clusters.host",
-        lambda e: f"/api/hosts/{e.source.pk}/capabilities/",
-        {"PUT": Allowed(200, lambda e: dict(ZEROCOPY_HOST), "clusters.change_host")},
-    ),
-    Route(
         "host-refresh",
         "clusters.host",
         lambda e: f"/api/hosts/{e.source.pk}/refresh/",
-        {"POST": Allowed(202, None, "clusters.change_host")},
+        {"POST": Allowed(202, None, "clusters.operate_host")},
+    ),
+    Route(
+        "host-maintenance",
+        "clusters.host",
+        lambda e: f"/api/hosts/{e.source.pk}/maintenance/",
+        {"POST": Allowed(200, None, "clusters.operate_host")},
+    ),
+    Route(
+        "host-activate",
+        "clusters.host",
+        lambda e: f"/api/hosts/{e.spare_host.pk}/activate/",
+        {"POST": Allowed(200, None, "clusters.operate_host")},
     ),
     Route(
         "vms",
@@ -214,7 +220,7 @@ def expected_status(role: str, route: Route, method: str) -> int:
 
 
 def test_the_matrix_covers_every_role_endpoint_and_method():
-    assert len(MATRIX) == len(ROLES) * len(ROUTES) * len(METHODS) == 5 * 19 * 5
+    assert len(MATRIX) == len(ROLES) * len(ROUTES) * len(METHODS) == 5 * 20 * 5
     record(
         "permission_matrix", f"{len(ROLES)} roles x {len(ROUTES)} endpoints x {len(METHODS)} methods = {len(MATRIX)}"
     )

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
+from clusters.services import host_report_capabilities
 from core.models import AuditEntry
 from ferry_agent import virt
-from migrations_app.agent import inventory_sync
+from migrations_app.agent import REFRESH_ACTOR, inventory_sync
 from migrations_app.models import TERMINAL_STATES, MigrationJob
 from migrations_app.tasks import migrate
 from tests.factories import UserFactory
@@ -101,8 +102,8 @@ def migrate_and_check(api, lab, guest, *, cluster_changes=None, source_capabilit
         response = api.patch(f"/api/clusters/{vm.host.cluster_id}/", cluster_changes, format="json")
         assert response.status_code == 200, response.content
     if source_capabilities is not None:
-        response = api.put(f"/api/hosts/{source.pk}/capabilities/", source_capabilities, format="json")
-        assert response.status_code == 200, response.content
+        # As the source host's agent would report it (only the agent reports capabilities).
+        host_report_capabilities(actor=REFRESH_ACTOR, host=source, capabilities=source_capabilities)
     source_log = LogMark(lab.host(source.name)["log"])
     tick_before = last_tick(guest["console_logs"][source.name])
     job = wait_for_job(start_migration(api, vm, destination))

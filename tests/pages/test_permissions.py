@@ -80,15 +80,42 @@ def test_read_only_lists_have_no_add_buttons(reader_client, world):
         assert "/add/" not in reader_client.get(url).content.decode(), url
 
 
-def test_an_operator_may_migrate_and_maintain_but_not_edit(client, world):
-
+def operator_client(client):
     roles_ensure()
     operator = UserFactory(username="op")
     operator.groups.add(Group.objects.get(name=OPERATOR_GROUP))
     client.force_login(operator)
+    return client
+
+
+def test_an_operator_may_migrate_and_maintain_but_not_edit(client, world):
+    client = operator_client(client)
     host_page = client.get(f"/hosts/{world.source.pk}/").content.decode()
-    assert "maintenance/" in host_page and f"/hosts/{world.source.pk}/edit/" in host_page
+    assert "maintenance/" in host_page and "refresh/" in host_page
+    assert f"/hosts/{world.source.pk}/edit/" not in host_page and "/hosts/add/" not in host_page
     vm_page = client.get(f"/vms/{world.vm.pk}/").content.decode()
     assert "/migrate/" in vm_page and "/edit/" not in vm_page
     assert client.get(f"/clusters/{world.cluster.pk}/edit/").status_code == 403
     assert client.post(f"/vms/{world.vm.pk}/migrate/", {"destination_host": world.destination.pk}).status_code == 302
+    assert client.post(f"/hosts/{world.source.pk}/maintenance/").status_code == 302
+    world.source.refresh_from_db()
+    assert world.source.status == "maintenance"
+
+
+def test_an_operator_cannot_open_or_post_a_hosts_edit_form(client, world):
+    client = operator_client(client)
+    before = (world.source.version, AuditEntry.objects.count())
+    assert client.get(f"/hosts/{world.source.pk}/edit/").status_code == 403
+    assert client.get("/hosts/add/").status_code == 403
+    data = {
+        "name": world.source.name,
+        "cluster": world.source.cluster_id,
+        "address": world.source.address,
+        "libvirt_uri": "qemu+ext:///system?command=/tmp/owned",
+        "peer_uri": "",
+        "version": world.source.version,
+    }
+    assert client.post(f"/hosts/{world.source.pk}/edit/", data).status_code == 403
+    world.source.refresh_from_db()
+    assert (world.source.version, AuditEntry.objects.count()) == before
+    assert world.source.libvirt_uri != data["libvirt_uri"]
