@@ -1,10 +1,17 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from clusters import services
 from clusters.models import DEFAULT_LEVEL, VM, Cluster, ClusterLevel, Host
-from core.admin import ServiceAdmin
-from core.audit import Actor
+from clusters.services import (
+    CLUSTER_SERVICES,
+    HOST_SERVICES,
+    LEVEL_SERVICES,
+    VM_SERVICES,
+    host_activate,
+    host_request_refresh,
+    host_set_maintenance,
+)
+from core.admin import ServiceAdmin, service_action
 from migrations_app.models import MigrationJob
 from policies.models import MigrationPolicy
 from policies.selectors import policies_offered_at
@@ -17,6 +24,7 @@ class ClusterLevelAdmin(ServiceAdmin):
     search_fields = ("level",)
     fields = ("level", "parallel_migrations_supported")
     readonly_fields = ("level",)
+    services = LEVEL_SERVICES
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(cluster_total=Count("clusters"))
@@ -24,19 +32,6 @@ class ClusterLevelAdmin(ServiceAdmin):
     @admin.display(description="Clusters", ordering="cluster_total")
     def cluster_count(self, level):
         return level.cluster_total
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def service_update(self, *, actor, obj, data, expected_version):
-        return services.level_update(
-            actor=actor,
-            level=obj,
-            parallel_migrations_supported=data.get("parallel_migrations_supported", obj.parallel_migrations_supported),
-        )
 
 
 @admin.register(Cluster)
@@ -54,6 +49,7 @@ class ClusterAdmin(ServiceAdmin):
     list_select_related = ("compatibility_version", "migration_policy")
     search_fields = ("name", "description")
     readonly_fields = ("version",)
+    services = CLUSTER_SERVICES
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -82,15 +78,6 @@ class ClusterAdmin(ServiceAdmin):
             offered.append(obj.migration_policy_id)
         return MigrationPolicy.objects.filter(pk__in=offered)
 
-    def service_create(self, *, actor, data):
-        return services.cluster_create(actor=actor, data=data)
-
-    def service_update(self, *, actor, obj, data, expected_version):
-        return services.cluster_update(actor=actor, cluster=obj, data=data, expected_version=expected_version)
-
-    def service_delete(self, *, actor, obj):
-        services.cluster_delete(actor=actor, cluster=obj)
-
 
 @admin.register(Host)
 class HostAdmin(ServiceAdmin):
@@ -100,6 +87,7 @@ class HostAdmin(ServiceAdmin):
     search_fields = ("name", "address", "libvirt_uri")
     readonly_fields = ("capabilities", "capabilities_updated_at", "version")
     actions = ("refresh_capabilities", "set_maintenance", "activate")
+    services = HOST_SERVICES
 
     def has_operate_permission(self, request) -> bool:
         """The host actions need clusters.operate_host (Operators hold it), not change_host."""
@@ -109,41 +97,27 @@ class HostAdmin(ServiceAdmin):
     def zerocopy(self, host):
         return (host.capabilities or {}).get("zerocopy_migrations")
 
-    @admin.action(description="Refresh capabilities of the selected hosts", permissions=["operate"])
-    def refresh_capabilities(self, request, queryset):
-        actor = Actor.of(request.user)
-        self.run_service(
-            request,
-            queryset,
-            lambda host: services.host_request_refresh(actor=actor, host=host),
-            done="Capabilities refresh requested",
-        )
-
-    @admin.action(description="Put the selected hosts into maintenance", permissions=["operate"])
-    def set_maintenance(self, request, queryset):
-        actor = Actor.of(request.user)
-        self.run_service(
-            request,
-            queryset,
-            lambda host: services.host_set_maintenance(actor=actor, host=host),
-            done="Hosts put into maintenance",
-        )
-
-    @admin.action(description="Activate the selected hosts", permissions=["operate"])
-    def activate(self, request, queryset):
-        actor = Actor.of(request.user)
-        self.run_service(
-            request, queryset, lambda host: services.host_activate(actor=actor, host=host), done="Hosts activated"
-        )
-
-    def service_create(self, *, actor, data):
-        return services.host_create(actor=actor, data=data)
-
-    def service_update(self, *, actor, obj, data, expected_version):
-        return services.host_update(actor=actor, host=obj, data=data, expected_version=expected_version)
-
-    def service_delete(self, *, actor, obj):
-        services.host_delete(actor=actor, host=obj)
+    refresh_capabilities = service_action(
+        host_request_refresh,
+        on="host",
+        description="Refresh capabilities of the selected hosts",
+        done="Capabilities refresh requested",
+        permission="operate",
+    )
+    set_maintenance = service_action(
+        host_set_maintenance,
+        on="host",
+        description="Put the selected hosts into maintenance",
+        done="Hosts put into maintenance",
+        permission="operate",
+    )
+    activate = service_action(
+        host_activate,
+        on="host",
+        description="Activate the selected hosts",
+        done="Hosts activated",
+        permission="operate",
+    )
 
 
 @admin.register(VM)
@@ -153,6 +127,7 @@ class VMAdmin(ServiceAdmin):
     list_select_related = ("host__cluster", "migration_policy")
     search_fields = ("name", "uuid", "host__name")
     readonly_fields = ("version",)
+    services = VM_SERVICES
 
     @admin.display(ordering="host__cluster__name")
     def cluster(self, vm):
@@ -164,12 +139,3 @@ class VMAdmin(ServiceAdmin):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         perms_needed.discard(MigrationJob._meta.verbose_name)
         return deleted, counts, perms_needed, protected
-
-    def service_create(self, *, actor, data):
-        return services.vm_create(actor=actor, data=data)
-
-    def service_update(self, *, actor, obj, data, expected_version):
-        return services.vm_update(actor=actor, vm=obj, data=data, expected_version=expected_version)
-
-    def service_delete(self, *, actor, obj):
-        services.vm_delete(actor=actor, vm=obj)

@@ -8,15 +8,17 @@ from django.utils import timezone
 
 from clusters.models import VM, Cluster, ClusterLevel, Host, HostStatus, validate_capabilities
 from core.audit import Actor, audit_record
-from core.services import object_create, object_delete, object_update
+from core.services import ModelServices, object_create, object_delete, object_update
 
 ADMIN_HOST_STATUSES = (HostStatus.UP, HostStatus.MAINTENANCE)
 
 
-def level_update(*, actor: Actor, level: ClusterLevel, parallel_migrations_supported: bool) -> ClusterLevel:
-    return object_update(
-        actor=actor, instance=level, changes={"parallel_migrations_supported": parallel_migrations_supported}
-    )
+def level_update(
+    *, actor: Actor, level: ClusterLevel, data: dict[str, Any], expected_version: int | None = None
+) -> ClusterLevel:
+    """Only whether the level supports parallel migrations changes; a level is never renamed."""
+    changes = {name: value for name, value in data.items() if name == "parallel_migrations_supported"}
+    return object_update(actor=actor, instance=level, changes=changes)
 
 
 def cluster_create(*, actor: Actor, data: dict[str, Any]) -> Cluster:
@@ -104,3 +106,9 @@ def vm_delete(*, actor: Actor, vm: VM, expected_version: int | None = None) -> N
     if vm.migration_jobs.filter(state__in=("queued", "running")).exists():
         raise ValidationError("This VM is being migrated; cancel the migration or wait for it to end.")
     object_delete(actor=actor, instance=vm, expected_version=expected_version)
+
+
+LEVEL_SERVICES = ModelServices(ClusterLevel, "level", update_service=level_update)
+CLUSTER_SERVICES = ModelServices(Cluster, "cluster", cluster_create, cluster_update, cluster_delete)
+HOST_SERVICES = ModelServices(Host, "host", host_create, host_update, host_delete)
+VM_SERVICES = ModelServices(VM, "vm", vm_create, vm_update, vm_delete)

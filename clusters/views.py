@@ -16,21 +16,14 @@ from clusters import services
 from clusters.filtersets import ClusterFilterSet, HostFilterSet, VMFilterSet
 from clusters.forms import ClusterForm, HostForm, VMForm
 from clusters.models import VM, Cluster, Host, HostStatus
+from clusters.services import CLUSTER_SERVICES, HOST_SERVICES, VM_SERVICES
 from core.audit import Actor
 from core.services import StaleVersion
-from core.views import ObjectDeleteView, ObjectDetailView, ObjectEditView, ObjectListView, page_login_required
+from core.views import ObjectDetailView, ObjectEditView, ObjectListView, page_login_required
 from migrations_app.models import ACTIVE_STATES, MigrationJob
 
 logger = logging.getLogger(__name__)
 RECENT_JOBS = 10
-
-
-def _existing_pk(model, value: str) -> str | None:
-    """A pk from the query string if it names a row (for pre-filled add forms), else None."""
-    try:
-        return value if value and model.objects.filter(pk=value).exists() else None
-    except (ValidationError, ValueError):
-        return None
 
 
 def _jobs():
@@ -46,7 +39,6 @@ class ClusterListView(ObjectListView):
         host_count=Count("hosts", distinct=True), vm_count=Count("hosts__vms", distinct=True)
     )
     filterset_class = ClusterFilterSet
-    template_name = "clusters/cluster_list.html"
     filter_labels = {
         "parallel_migrations_policy": "Parallel migrations",
         "migration_encrypted": "Encryption",
@@ -57,8 +49,6 @@ class ClusterListView(ObjectListView):
 class ClusterDetailView(ObjectDetailView):
     model = Cluster
     queryset = Cluster.objects.select_related("compatibility_version", "migration_policy")
-    template_name = "clusters/cluster_detail.html"
-    context_object_name = "cluster"
 
     def get_context_data(self, obj):
         return {
@@ -70,31 +60,9 @@ class ClusterDetailView(ObjectDetailView):
 
 
 class ClusterEditView(ObjectEditView):
-    model = Cluster
+    services = CLUSTER_SERVICES
     queryset = Cluster.objects.select_related("compatibility_version", "migration_policy")
     form_class = ClusterForm
-    template_name = "clusters/cluster_form.html"
-    detail_url_name = "clusters:cluster_detail"
-    list_url_name = "clusters:cluster_list"
-
-    def create(self, *, actor, data):
-        return services.cluster_create(actor=actor, data=data)
-
-    def update(self, *, actor, obj, data, expected_version):
-        return services.cluster_update(actor=actor, cluster=obj, data=data, expected_version=expected_version)
-
-
-class ClusterDeleteView(ObjectDeleteView):
-    model = Cluster
-    queryset = Cluster.objects.all()
-    detail_url_name = "clusters:cluster_detail"
-    list_url_name = "clusters:cluster_list"
-
-    def delete(self, *, actor, obj, expected_version):
-        services.cluster_delete(actor=actor, cluster=obj, expected_version=expected_version)
-
-    def get_context_data(self, obj):
-        return {"blockers": [f"host {host}" for host in obj.hosts.all()[:10]]}
 
 
 @require_GET
@@ -116,14 +84,11 @@ class HostListView(ObjectListView):
     model = Host
     queryset = Host.objects.select_related("cluster").annotate(vm_count=Count("vms"))
     filterset_class = HostFilterSet
-    template_name = "clusters/host_list.html"
 
 
 class HostDetailView(ObjectDetailView):
     model = Host
     queryset = Host.objects.select_related("cluster__compatibility_version")
-    template_name = "clusters/host_detail.html"
-    context_object_name = "host"
 
     def get_context_data(self, obj):
         return {
@@ -133,35 +98,10 @@ class HostDetailView(ObjectDetailView):
 
 
 class HostEditView(ObjectEditView):
-    model = Host
+    services = HOST_SERVICES
     queryset = Host.objects.select_related("cluster")
     form_class = HostForm
-    template_name = "clusters/host_form.html"
-    detail_url_name = "clusters:host_detail"
-    list_url_name = "clusters:host_list"
-
-    def get_initial(self):
-        cluster = _existing_pk(Cluster, self.request.GET.get("cluster", ""))
-        return {"cluster": cluster} if cluster else {}
-
-    def create(self, *, actor, data):
-        return services.host_create(actor=actor, data=data)
-
-    def update(self, *, actor, obj, data, expected_version):
-        return services.host_update(actor=actor, host=obj, data=data, expected_version=expected_version)
-
-
-class HostDeleteView(ObjectDeleteView):
-    model = Host
-    queryset = Host.objects.all()
-    detail_url_name = "clusters:host_detail"
-    list_url_name = "clusters:host_list"
-
-    def delete(self, *, actor, obj, expected_version):
-        services.host_delete(actor=actor, host=obj, expected_version=expected_version)
-
-    def get_context_data(self, obj):
-        return {"blockers": [f"VM {vm}" for vm in obj.vms.all()[:10]]}
+    prefill = ("cluster",)
 
 
 def _host_action(request, pk, change, done: str):
@@ -213,15 +153,12 @@ class VMListView(ObjectListView):
     # The table shows the cluster's policy for VMs that inherit it: join it too (no query per row).
     queryset = VM.objects.select_related("host__cluster__migration_policy", "migration_policy")
     filterset_class = VMFilterSet
-    template_name = "clusters/vm_list.html"
     filter_labels = {"cluster": "Cluster"}
 
 
 class VMDetailView(ObjectDetailView):
     model = VM
     queryset = VM.objects.select_related("host__cluster__migration_policy", "migration_policy")
-    template_name = "clusters/vm_detail.html"
-    context_object_name = "vm"
 
     def get_context_data(self, obj):
         jobs = _jobs().filter(vm=obj)
@@ -235,29 +172,7 @@ class VMDetailView(ObjectDetailView):
 
 
 class VMEditView(ObjectEditView):
-    model = VM
+    services = VM_SERVICES
     queryset = VM.objects.select_related("host__cluster")
     form_class = VMForm
-    template_name = "clusters/vm_form.html"
-    detail_url_name = "clusters:vm_detail"
-    list_url_name = "clusters:vm_list"
-
-    def get_initial(self):
-        host = _existing_pk(Host, self.request.GET.get("host", ""))
-        return {"host": host} if host else {}
-
-    def create(self, *, actor, data):
-        return services.vm_create(actor=actor, data=data)
-
-    def update(self, *, actor, obj, data, expected_version):
-        return services.vm_update(actor=actor, vm=obj, data=data, expected_version=expected_version)
-
-
-class VMDeleteView(ObjectDeleteView):
-    model = VM
-    queryset = VM.objects.all()
-    detail_url_name = "clusters:vm_detail"
-    list_url_name = "clusters:vm_list"
-
-    def delete(self, *, actor, obj, expected_version):
-        services.vm_delete(actor=actor, vm=obj, expected_version=expected_version)
+    prefill = ("host",)

@@ -3,17 +3,15 @@ versioned and audited alike; a refusal from a service shows as a form error, nev
 
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import transaction
 from django.http import HttpResponseRedirect
 
 from core.audit import Actor
 from core.models import AuditEntry
-from core.services import StaleVersion
+from core.services import ModelServices, StaleVersion, Write
 
 
 def form_errors(form: forms.BaseForm, error: ValidationError) -> None:
@@ -31,17 +29,26 @@ def refusal_message(error: Exception) -> str:
     return str(error)
 
 
+class ServiceRefused(Exception):
+    """A service refused the admin's save; the save is rolled back and the form shown again."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
 class ServiceModelForm(forms.ModelForm):
-    """Runs the admin's service call once the model is valid, so a refusal becomes a form error."""
+    """The admin's form; it shows the errors of a save the services refused (see ServiceAdmin)."""
 
-    model_admin: ServiceAdmin | None = None
-    request = None
-    change = False
+    refusal: Exception | None = None
 
-    def _post_clean(self):
-        super()._post_clean()
-        if not self._errors and self.model_admin is not None:
-            self.model_admin._save_in_form(self.request, self, self.change)
+    def clean(self):
+        cleaned = super().clean()
+        if isinstance(self.refusal, ValidationError):
+            form_errors(self, self.refusal)
+        elif self.refusal is not None:
+            self.add_error(None, str(self.refusal))
+        return cleaned
 
 
 class VersionedServiceModelForm(ServiceModelForm):
@@ -56,71 +63,87 @@ class VersionedServiceModelForm(ServiceModelForm):
 
 
 class ServiceAdmin(admin.ModelAdmin):
-    """A ModelAdmin whose add, change and delete call the app's services.
+    """A ModelAdmin whose add, change and delete call the model's services (`services`).
 
-    The service runs while the form is validated (inside the admin's transaction), so a refusal
-    becomes a form error on the field it names; save_model then only has the stored object to hand
-    back. Versioned models carry their version in a hidden field, so a stale edit is refused.
+    save_model and delete_model call them. A refusal raised while saving cannot be put on the form
+    by Django's admin itself, so changeform_view, which runs in a transaction, lets the refused save
+    roll back and shows the same post again, with the service's errors on the form: nothing is
+    written. Versioned models carry their version in a hidden field, so a stale edit is refused.
+    Adding, changing and deleting need the permissions the services name, and only the writes
+    they offer are offered.
     """
 
     form = ServiceModelForm
+    services: ModelServices | None = None
+    refusal_attribute = "_ferry_admin_refusal"
 
     def __init__(self, model, admin_site):
         super().__init__(model, admin_site)
         if self.form is ServiceModelForm and self._versioned():
             self.form = VersionedServiceModelForm
 
-    def service_create(self, *, actor: Actor, data: dict[str, Any]) -> models.Model:
-        raise NotImplementedError
-
-    def service_update(
-        self, *, actor: Actor, obj: models.Model, data: dict[str, Any], expected_version: int | None
-    ) -> models.Model:
-        raise NotImplementedError
-
-    def service_delete(self, *, actor: Actor, obj: models.Model) -> None:
-        raise NotImplementedError
-
     def _versioned(self) -> bool:
         return any(field.name == "version" for field in self.model._meta.concrete_fields)
+
+    def _may(self, request, write: Write) -> bool:
+        return (
+            self.services is not None
+            and self.services.offers(write)
+            and request.user.has_perm(self.services.permission(write))
+        )
+
+    def has_add_permission(self, request):
+        return self._may(request, "create")
+
+    def has_change_permission(self, request, obj=None):
+        return self._may(request, "update")
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may(request, "delete")
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
         # modelform_factory made this class for this request alone.
-        form.model_admin, form.request, form.change = self, request, change
+        form.refusal = getattr(request, self.refusal_attribute, None)
         return form
 
-    def _save_in_form(self, request, form, change: bool) -> None:
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRefused as refused:
+            setattr(request, self.refusal_attribute, refused.error)
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        """Store the form's values through the services; the admin then logs and shows `obj` as stored."""
         names = {field.name for field in self.model._meta.concrete_fields}
         actor = Actor.of(request.user)
         try:
             if change:
-                stored = self.model._default_manager.get(pk=form.instance.pk)
+                stored = self.model._default_manager.get(pk=obj.pk)
                 data = {name: form.cleaned_data[name] for name in form.changed_data if name in names}
                 expected = form.cleaned_data.get("expected_version")
-                form.instance = self.service_update(actor=actor, obj=stored, data=data, expected_version=expected)
+                saved = self.services.update(actor=actor, instance=stored, data=data, expected_version=expected)
             else:
                 data = {name: form.cleaned_data[name] for name in form.fields if name in names}
-                form.instance = self.service_create(actor=actor, data=data)
-        except ValidationError as error:
-            form_errors(form, error)
-        except (StaleVersion, PermissionDenied) as error:
-            form.add_error(None, str(error))
-
-    def save_model(self, request, obj, form, change):
-        """The service stored the object while the form was validated."""
+                saved = self.services.create(actor=actor, data=data)
+        except (ValidationError, StaleVersion, PermissionDenied) as error:
+            raise ServiceRefused(error) from error
+        obj.pk = saved.pk
+        obj._state.adding = False
+        obj.refresh_from_db()
 
     def save_related(self, request, form, formsets, change):
         """No many-to-many fields or inlines: nothing else to store."""
 
     def delete_model(self, request, obj):
-        self.service_delete(actor=Actor.of(request.user), obj=obj)
+        self.services.delete(actor=Actor.of(request.user), instance=obj)
 
     def delete_queryset(self, request, queryset):
         refused = []
         for obj in queryset:
             try:
-                self.service_delete(actor=Actor.of(request.user), obj=obj)
+                self.services.delete(actor=Actor.of(request.user), instance=obj)
             except (ValidationError, StaleVersion, PermissionDenied) as error:
                 refused.append(f"{obj}: {refusal_message(error)}")
         if refused:
@@ -147,6 +170,17 @@ class ServiceAdmin(admin.ModelAdmin):
             self.message_user(request, f"{done}: {count}.", messages.SUCCESS)
         if refused:
             self.message_user(request, "Refused: " + " ".join(refused), messages.ERROR)
+
+
+def service_action(service, *, on: str, description: str, done: str, permission: str = "change"):
+    """An admin action that calls `service(actor=..., <on>=obj)` for each selected object."""
+
+    @admin.action(description=description, permissions=[permission])
+    def action(model_admin: ServiceAdmin, request, queryset) -> None:
+        actor = Actor.of(request.user)
+        model_admin.run_service(request, queryset, lambda obj: service(actor=actor, **{on: obj}), done=done)
+
+    return action
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

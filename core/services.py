@@ -7,9 +7,11 @@ writers holding the same version cannot both win, on PostgreSQL and SQLite alike
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.db.models import F, ProtectedError
 
@@ -30,6 +32,56 @@ class StaleVersion(Exception):
             f"{instance._meta.verbose_name} was changed by someone else "
             f"(you edited version {expected}, the stored version is {stored})."
         )
+
+
+Write = Literal["create", "update", "delete"]
+# The model permission each write needs unless a model's services say otherwise.
+DEFAULT_PERMISSIONS: dict[Write, str] = {"create": "add", "update": "change", "delete": "delete"}
+
+
+@dataclass(frozen=True)
+class ModelServices[M: models.Model]:
+    """The writes of one model, and the permission each needs.
+
+    Every way in (the object pages, the API viewsets, Django admin) reads this one declaration
+    instead of wiring the service functions itself. The functions keep their own names and take the
+    object by the model's own keyword (`cluster_update(cluster=...)`), named by `argument`; a write
+    left as None is not offered anywhere.
+    """
+
+    model: type[M]
+    argument: str
+    create_service: Callable[..., M] | None = None
+    update_service: Callable[..., M] | None = None
+    delete_service: Callable[..., None] | None = None
+    permissions: dict[Write, str] | None = None
+
+    def offers(self, write: Write) -> bool:
+        return getattr(self, f"{write}_service") is not None
+
+    def permission(self, write: Write) -> str:
+        """The permission a write needs, e.g. "clusters.change_cluster"."""
+        codename = (self.permissions or {}).get(write) or (
+            f"{DEFAULT_PERMISSIONS[write]}_{self.model._meta.model_name}"
+        )
+        return f"{self.model._meta.app_label}.{codename}"
+
+    def create(self, *, actor: Actor, data: dict[str, Any]) -> M:
+        return self._service("create")(actor=actor, data=data)
+
+    def update(self, *, actor: Actor, instance: M, data: dict[str, Any], expected_version: int | None = None) -> M:
+        return self._service("update")(
+            actor=actor, **{self.argument: instance}, data=data, expected_version=expected_version
+        )
+
+    def delete(self, *, actor: Actor, instance: M, expected_version: int | None = None) -> None:
+        self._service("delete")(actor=actor, **{self.argument: instance}, expected_version=expected_version)
+
+    def _service(self, write: Write) -> Callable[..., Any]:
+        service = getattr(self, f"{write}_service")
+        if service is None:
+            raise PermissionDenied(f"A {self.model._meta.verbose_name} cannot be {write}d here.")
+        return service
 
 
 def object_create[M: models.Model](*, actor: Actor, instance: M, action: str = "create") -> M:

@@ -29,7 +29,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from core.audit import Actor
 from core.forms import VersionedModelForm, apply_validation_error
 from core.selectors import dashboard_summary, object_history
-from core.services import StaleVersion
+from core.services import ModelServices, StaleVersion, Write
 
 
 def _login_redirect_for_htmx(request: HttpRequest) -> HttpResponse:
@@ -60,13 +60,30 @@ def model_permission(model: type[models.Model], action: str) -> str:
 
 
 class ModelPermissionMixin(LoginRequiredMixin, PermissionRequiredMixin):
-    """Anonymous users go to the login page; logged-in users without the permission get 403."""
+    """Anonymous users go to the login page; logged-in users without the permission get 403.
+
+    A model's pages are named after it: the template "<app>/<name>_<page>.html" and the URL
+    "<app>:<name>_<page>", where the name is `route` (the model's name unless set).
+    """
 
     model: ClassVar[type[models.Model]]
     action: ClassVar[str] = "view"
+    route: ClassVar[str | None] = None
+    page: ClassVar[str]
 
     def get_permission_required(self):
         return (model_permission(self.model, self.action),)
+
+    @property
+    def name(self) -> str:
+        return self.route or self.model._meta.model_name
+
+    def route_name(self, page: str) -> str:
+        return f"{self.model._meta.app_label}:{self.name}_{page}"
+
+    @property
+    def template_name(self) -> str:
+        return f"{self.model._meta.app_label}/{self.name}_{self.page}.html"
 
     def handle_no_permission(self):
         if self.request.htmx and not self.request.user.is_authenticated:
@@ -117,9 +134,9 @@ def filter_form_widgets(form: forms.Form) -> forms.Form:
 class ObjectListView(ModelPermissionMixin, View):
     """A filtered, paginated table. With htmx, only the results are sent back."""
 
+    page = "list"
     queryset: ClassVar[models.QuerySet]
     filterset_class: ClassVar[type]
-    template_name: ClassVar[str]
     paginate_by: ClassVar[int] = 50
     filter_labels: ClassVar[dict[str, str]] = {}
 
@@ -158,43 +175,75 @@ class ObjectListView(ModelPermissionMixin, View):
 
 
 class ObjectDetailView(ModelPermissionMixin, View):
+    """One object, as `object` and under its name (`cluster`), with its recent history."""
+
+    page = "detail"
     queryset: ClassVar[models.QuerySet]
-    template_name: ClassVar[str]
-    context_object_name: ClassVar[str] = "object"
 
     def get_context_data(self, obj: models.Model) -> dict[str, Any]:
         return {}
 
     def get(self, request: HttpRequest, pk) -> HttpResponse:
         obj = get_object_or_404(self.queryset, pk=pk)
-        context = {"object": obj, self.context_object_name: obj, "history": object_history(obj)}
+        context = {"object": obj, self.name: obj, "history": object_history(obj)}
         context |= self.get_context_data(obj)
         return render(request, self.template_name, context)
 
 
-class ObjectEditView(ModelPermissionMixin, View):
-    """Add (no pk) or edit an object through its create/update service, refusing stale edits."""
+class ServicesViewMixin(ModelPermissionMixin):
+    """A page that writes through its model's services, with the permission they name."""
 
-    queryset: ClassVar[models.QuerySet]
-    form_class: ClassVar[type[VersionedModelForm]]
-    template_name: ClassVar[str]
-    detail_url_name: ClassVar[str]
-    list_url_name: ClassVar[str]
+    services: ClassVar[ModelServices | None] = None
+    write: ClassVar[Write]
+
+    @property
+    def model(self) -> type[models.Model]:
+        return self.services.model
+
+    @property
+    def detail_url_name(self) -> str:
+        return self.route_name("detail")
+
+    @property
+    def list_url_name(self) -> str:
+        return self.route_name("list")
 
     def get_permission_required(self):
-        return (model_permission(self.model, "change" if "pk" in self.kwargs else "add"),)
+        return (self.services.permission(self.write),)
 
-    def create(self, *, actor: Actor, data: dict[str, Any]) -> models.Model:
-        raise NotImplementedError
+    def get_queryset(self) -> models.QuerySet:
+        queryset = getattr(self, "queryset", None)
+        return queryset.all() if queryset is not None else self.model._default_manager.all()
 
-    def update(self, *, actor: Actor, obj: models.Model, data: dict[str, Any], expected_version: int | None):
-        raise NotImplementedError
+
+class ObjectEditView(ServicesViewMixin, View):
+    """Add (no pk) or edit an object through its create/update service, refusing stale edits.
+
+    An add form takes the related objects named in
+    `prefill` from the query string (/hosts/add/?cluster=<id>) when they exist.
+    """
+
+    page = "form"
+    form_class: ClassVar[type[VersionedModelForm]]
+    prefill: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def write(self) -> Write:
+        return "update" if "pk" in self.kwargs else "create"
 
     def get_object(self, pk) -> models.Model | None:
-        return None if pk is None else get_object_or_404(self.queryset, pk=pk)
+        return None if pk is None else get_object_or_404(self.get_queryset(), pk=pk)
 
     def get_initial(self) -> dict[str, Any]:
-        return {}
+        initial = {}
+        for name in self.prefill:
+            value = self.request.GET.get(name, "")
+            try:
+                if value and self.form_class.base_fields[name].queryset.filter(pk=value).exists():
+                    initial[name] = value
+            except (ValidationError, ValueError):
+                continue
+        return initial
 
     def get_form(self, obj: models.Model | None, data=None) -> VersionedModelForm:
         return self.form_class(data, instance=obj, initial=self.get_initial() if obj is None else None)
@@ -216,10 +265,13 @@ class ObjectEditView(ModelPermissionMixin, View):
         verbose = self.model._meta.verbose_name
         try:
             if obj is None:
-                saved = self.create(actor=actor, data=form.service_data())
+                saved = self.services.create(actor=actor, data=form.service_data())
             else:
-                saved = self.update(
-                    actor=actor, obj=obj, data=form.service_data(), expected_version=form.cleaned_data.get("version")
+                saved = self.services.update(
+                    actor=actor,
+                    instance=obj,
+                    data=form.service_data(),
+                    expected_version=form.cleaned_data.get("version"),
                 )
         except StaleVersion as stale:
             if stale.current is None:
@@ -243,23 +295,27 @@ class ObjectEditView(ModelPermissionMixin, View):
         return self.render_form(form, current, stale_changes=changes, stale_version=current.version)
 
 
-class ObjectDeleteView(ModelPermissionMixin, View):
-    """GET asks for confirmation, POST deletes through the service."""
+class ObjectDeleteView(ServicesViewMixin, View):
+    """GET asks for confirmation, or lists what keeps the object; POST deletes through the service."""
 
-    action = "delete"
-    queryset: ClassVar[models.QuerySet]
+    write = "delete"
     template_name: ClassVar[str] = "core/object_delete.html"
-    detail_url_name: ClassVar[str]
-    list_url_name: ClassVar[str]
+    blockers_shown: ClassVar[int] = 10
 
-    def delete(self, *, actor: Actor, obj: models.Model, expected_version: int | None) -> None:
-        raise NotImplementedError
+    def blockers(self, obj: models.Model) -> list[str]:
+        """The objects that keep this one from being deleted: those that refer to it with PROTECT."""
+        found = []
+        for relation in obj._meta.related_objects:
+            if relation.on_delete is models.PROTECT:
+                rows = relation.related_model._default_manager.filter(**{relation.field.name: obj})
+                found += [f"{relation.related_model._meta.verbose_name} {row}" for row in rows[: self.blockers_shown]]
+        return found
 
     def get_context_data(self, obj: models.Model) -> dict[str, Any]:
-        return {}
+        return {"blockers": self.blockers(obj)}
 
     def get(self, request: HttpRequest, pk) -> HttpResponse:
-        obj = get_object_or_404(self.queryset, pk=pk)
+        obj = get_object_or_404(self.get_queryset(), pk=pk)
         context = {
             "object": obj,
             "model_opts": self.model._meta,
@@ -268,12 +324,12 @@ class ObjectDeleteView(ModelPermissionMixin, View):
         return render(request, self.template_name, context | self.get_context_data(obj))
 
     def post(self, request: HttpRequest, pk) -> HttpResponse:
-        obj = get_object_or_404(self.queryset, pk=pk)
+        obj = get_object_or_404(self.get_queryset(), pk=pk)
         verbose = self.model._meta.verbose_name
         version = request.POST.get("version", "")
         try:
-            self.delete(
-                actor=Actor.of(request.user), obj=obj, expected_version=int(version) if version.isdigit() else None
+            self.services.delete(
+                actor=Actor.of(request.user), instance=obj, expected_version=int(version) if version.isdigit() else None
             )
         except StaleVersion:
             messages.error(request, f"This {verbose} changed since you asked to delete it; check it and try again.")

@@ -1,7 +1,6 @@
 from django.contrib import admin
 
-from core.admin import ReadOnlyAdmin, ServiceAdmin
-from core.audit import Actor
+from core.admin import ReadOnlyAdmin, ServiceAdmin, service_action
 from migrations_app.models import MigrationJob
 from migrations_app.services import migration_cancel
 
@@ -21,9 +20,10 @@ class MigrationJobAdmin(ReadOnlyAdmin, ServiceAdmin):
     def has_cancel_permission(self, request):
         return request.user.has_perm("migrations_app.change_migrationjob")
 
-    @admin.action(description="Cancel the selected migrations", permissions=["cancel"])
-    def cancel(self, request, queryset):
-        actor = Actor.of(request.user)
-        self.run_service(
-            request, queryset, lambda job: migration_cancel(actor=actor, job=job), done="Migrations cancelled"
-        )
+    cancel = service_action(
+        migration_cancel,
+        on="job",
+        description="Cancel the selected migrations",
+        done="Migrations cancelled",
+        permission="cancel",
+    )

@@ -76,9 +76,9 @@ def vm_migration_plan(request, pk):
 
 class JobListView(ObjectListView):
     model = MigrationJob
+    route = "job"
     queryset = job_list()
     filterset_class = MigrationJobFilterSet
-    template_name = "migrations_app/job_list.html"
     filter_labels = {"vm": "VM"}
 
     def get_context_data(self, page):

@@ -1,8 +1,8 @@
 from django.contrib import admin
 
 from core.admin import ServiceAdmin
-from policies import services
 from policies.models import MigrationPolicy
+from policies.services import POLICY_SERVICES
 
 
 @admin.register(MigrationPolicy)
@@ -20,6 +20,7 @@ class MigrationPolicyAdmin(ServiceAdmin):
     list_filter = ("builtin", "zerocopy", "auto_convergence", "migration_compression")
     search_fields = ("name", "description")
     readonly_fields = ("builtin", "version")
+    services = POLICY_SERVICES
 
     def has_change_permission(self, request, obj=None):
         if obj is not None and obj.builtin:
@@ -30,12 +31,3 @@ class MigrationPolicyAdmin(ServiceAdmin):
         if obj is not None and obj.builtin:
             return False
         return super().has_delete_permission(request, obj)
-
-    def service_create(self, *, actor, data):
-        return services.policy_create(actor=actor, data=data)
-
-    def service_update(self, *, actor, obj, data, expected_version):
-        return services.policy_update(actor=actor, policy=obj, data=data, expected_version=expected_version)
-
-    def service_delete(self, *, actor, obj):
-        services.policy_delete(actor=actor, policy=obj)

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from core.audit import Actor
-from core.services import object_create, object_delete, object_update
+from core.services import ModelServices, object_create, object_delete, object_update
 from policies.models import MigrationPolicy
 
 BUILTIN_READ_ONLY = "Built-in migration policies are read-only; create a custom policy instead."
@@ -59,3 +59,6 @@ def policy_delete(*, actor: Actor, policy: MigrationPolicy, expected_version: in
     if policy.clusters.exists() or policy.vms.exists():
         raise ValidationError("This policy is in use by clusters or VMs; choose another policy for them first.")
     object_delete(actor=actor, instance=policy, expected_version=expected_version)
+
+
+POLICY_SERVICES = ModelServices(MigrationPolicy, "policy", policy_create, policy_update, policy_delete)

@@ -7,28 +7,26 @@ from django.db.models import Count
 
 from clusters.models import ClusterLevel
 from core.views import ObjectDeleteView, ObjectDetailView, ObjectEditView, ObjectListView
-from policies import services
 from policies.filtersets import MigrationPolicyFilterSet
 from policies.forms import PolicyForm
 from policies.models import MigrationPolicy
-from policies.services import BUILTIN_READ_ONLY
+from policies.services import BUILTIN_READ_ONLY, POLICY_SERVICES
 
 
 class PolicyListView(ObjectListView):
     model = MigrationPolicy
+    route = "policy"
     queryset = MigrationPolicy.objects.annotate(
         cluster_count=Count("clusters", distinct=True), vm_count=Count("vms", distinct=True)
     )
     filterset_class = MigrationPolicyFilterSet
-    template_name = "policies/policy_list.html"
     filter_labels = {"builtin": "Built-in", "zerocopy": "Zero-copy"}
 
 
 class PolicyDetailView(ObjectDetailView):
     model = MigrationPolicy
+    route = "policy"
     queryset = MigrationPolicy.objects.all()
-    template_name = "policies/policy_detail.html"
-    context_object_name = "policy"
 
     def get_context_data(self, obj):
         levels = [
@@ -43,12 +41,9 @@ class PolicyDetailView(ObjectDetailView):
 
 
 class PolicyEditView(ObjectEditView):
-    model = MigrationPolicy
-    queryset = MigrationPolicy.objects.all()
+    services = POLICY_SERVICES
+    route = "policy"
     form_class = PolicyForm
-    template_name = "policies/policy_form.html"
-    detail_url_name = "policies:policy_detail"
-    list_url_name = "policies:policy_list"
 
     def get_object(self, pk):
         policy = super().get_object(pk)
@@ -74,24 +69,12 @@ class PolicyEditView(ObjectEditView):
         }
         return initial
 
-    def create(self, *, actor, data):
-        return services.policy_create(actor=actor, data=data)
-
-    def update(self, *, actor, obj, data, expected_version):
-        return services.policy_update(actor=actor, policy=obj, data=data, expected_version=expected_version)
-
 
 class PolicyDeleteView(ObjectDeleteView):
-    model = MigrationPolicy
-    queryset = MigrationPolicy.objects.all()
-    detail_url_name = "policies:policy_detail"
-    list_url_name = "policies:policy_list"
+    services = POLICY_SERVICES
+    route = "policy"
 
     def get_context_data(self, obj):
         if obj.builtin:
             raise PermissionDenied(BUILTIN_READ_ONLY)
-        users = [f"cluster {c}" for c in obj.clusters.all()[:5]] + [f"VM {vm}" for vm in obj.vms.all()[:5]]
-        return {"blockers": users}
-
-    def delete(self, *, actor, obj, expected_version):
-        services.policy_delete(actor=actor, policy=obj, expected_version=expected_version)
+        return super().get_context_data(obj)

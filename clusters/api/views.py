@@ -12,61 +12,41 @@ from clusters.api.serializers import (
 )
 from clusters.filtersets import ClusterFilterSet, HostFilterSet, VMFilterSet
 from clusters.models import VM, Cluster, ClusterLevel, Host
+from clusters.services import CLUSTER_SERVICES, HOST_SERVICES, LEVEL_SERVICES, VM_SERVICES
 from core.api.schema import ErrorSerializer
-from core.api.views import FerryModelViewSet, ListFilterMixin
-from core.audit import Actor
+from core.api.views import FerryModelViewSet, ListFilterMixin, ServicesViewSetMixin
 from migrations_app.api.serializers import DestinationSerializer, MigrationJobSerializer, PlanSerializer
 from migrations_app.selectors import migration_plan, vm_for_planning
 from migrations_app.services import check_destination_in_cluster, migration_start
 
 
 class ClusterLevelViewSet(
-    ListFilterMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+    ListFilterMixin,
+    ServicesViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Compatibility levels, by their key (/api/cluster-levels/4.7/); only parallel_migrations_supported changes."""
 
     queryset = ClusterLevel.objects.all()
     serializer_class = ClusterLevelSerializer
+    services = LEVEL_SERVICES
     lookup_field = "level"
 
-    def perform_update(self, serializer):
-        level = serializer.instance
-        serializer.instance = services.level_update(
-            actor=Actor.of(self.request.user),
-            level=level,
-            parallel_migrations_supported=serializer.validated_data.get(
-                "parallel_migrations_supported", level.parallel_migrations_supported
-            ),
-        )
+
+NOT_OFFERED = extend_schema(description="A policy not offered at the cluster's compatibility version is refused (400).")
 
 
-@extend_schema_view(
-    create=extend_schema(description="A policy not offered at the cluster's compatibility version is refused (400)."),
-    update=extend_schema(description="A policy not offered at the cluster's compatibility version is refused (400)."),
-    partial_update=extend_schema(
-        description="A policy not offered at the cluster's compatibility version is refused (400)."
-    ),
-)
+@extend_schema_view(create=NOT_OFFERED, update=NOT_OFFERED, partial_update=NOT_OFFERED)
 class ClusterViewSet(FerryModelViewSet):
     """Clusters: a compatibility version, a migration policy and the cluster's migration options."""
 
     queryset = Cluster.objects.select_related("compatibility_version", "migration_policy")
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilterSet
-
-    def perform_create(self, serializer):
-        serializer.instance = services.cluster_create(actor=self.actor, data=serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.cluster_update(
-            actor=self.actor,
-            cluster=serializer.instance,
-            data=serializer.validated_data,
-            expected_version=self.expected_version(serializer.instance),
-        )
-
-    def perform_destroy(self, instance):
-        services.cluster_delete(actor=self.actor, cluster=instance, expected_version=self.expected_version(instance))
+    services = CLUSTER_SERVICES
 
 
 class RefreshAcceptedSerializer(serializers.Serializer):
@@ -83,25 +63,12 @@ class HostViewSet(FerryModelViewSet):
     queryset = Host.objects.all()
     serializer_class = HostSerializer
     filterset_class = HostFilterSet
+    services = HOST_SERVICES
     action_permissions = {
         "refresh": ["clusters.operate_host"],
         "maintenance": ["clusters.operate_host"],
         "activate": ["clusters.operate_host"],
     }
-
-    def perform_create(self, serializer):
-        serializer.instance = services.host_create(actor=self.actor, data=serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.host_update(
-            actor=self.actor,
-            host=serializer.instance,
-            data=serializer.validated_data,
-            expected_version=self.expected_version(serializer.instance),
-        )
-
-    def perform_destroy(self, instance):
-        services.host_delete(actor=self.actor, host=instance, expected_version=self.expected_version(instance))
 
     @extend_schema(request=None, responses={202: RefreshAcceptedSerializer})
     @action(detail=True, methods=["post"])
@@ -134,21 +101,8 @@ class VMViewSet(FerryModelViewSet):
     queryset = VM.objects.select_related("host")
     serializer_class = VMSerializer
     filterset_class = VMFilterSet
+    services = VM_SERVICES
     action_permissions = {"migrate": ["migrations_app.add_migrationjob"]}
-
-    def perform_create(self, serializer):
-        serializer.instance = services.vm_create(actor=self.actor, data=serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.vm_update(
-            actor=self.actor,
-            vm=serializer.instance,
-            data=serializer.validated_data,
-            expected_version=self.expected_version(serializer.instance),
-        )
-
-    def perform_destroy(self, instance):
-        services.vm_delete(actor=self.actor, vm=instance, expected_version=self.expected_version(instance))
 
     @extend_schema(parameters=[DestinationSerializer], responses={200: PlanSerializer})
     @action(detail=True, methods=["get"], url_path="migration-plan")

@@ -9,8 +9,11 @@ class ModelPermissions(DjangoModelPermissions):
     """DjangoModelPermissions that also guards reads.
 
     A view's custom actions name their permissions in `action_permissions`, e.g.
-    {"migrate": ["migrations_app.add_migrationjob"]}; other requests map by method.
+    {"migrate": ["migrations_app.add_migrationjob"]}; writes need what the view's model services
+    name for them; other requests map by method.
     """
+
+    writes = {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
 
     perms_map = {
         "GET": ["%(app_label)s.view_%(model_name)s"],
@@ -28,4 +31,7 @@ class ModelPermissions(DjangoModelPermissions):
         required = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
         if required is not None:
             return request.user.has_perms(required)
+        services = getattr(view, "services", None)
+        if services is not None and request.method in self.writes:
+            return request.user.has_perm(services.permission(self.writes[request.method]))
         return super().has_permission(request, view)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rest_framework import viewsets
 
 from core.api.etag import ETagMixin
@@ -9,6 +11,7 @@ from core.api.serializers import AuditEntrySerializer
 from core.audit import Actor
 from core.filtersets import AuditEntryFilterSet
 from core.models import AuditEntry
+from core.services import ModelServices
 
 
 class ListFilterMixin:
@@ -25,15 +28,34 @@ class ListFilterMixin:
         return super().filter_queryset(queryset)
 
 
-class FerryModelViewSet(ListFilterMixin, ETagMixin, viewsets.ModelViewSet):
-    """CRUD whose writes go through services: subclasses implement perform_create/update/destroy
-    with the service calls, passing `self.actor` and `self.expected_version(instance)`."""
+class ServicesViewSetMixin(ETagMixin):
+    """Writes through the model's services (`services`), held to the version in If-Match."""
 
-    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+    services: ClassVar[ModelServices]
 
     @property
     def actor(self) -> Actor:
         return Actor.of(self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.instance = self.services.create(actor=self.actor, data=serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = self.services.update(
+            actor=self.actor,
+            instance=serializer.instance,
+            data=serializer.validated_data,
+            expected_version=self.expected_version(serializer.instance),
+        )
+
+    def perform_destroy(self, instance):
+        self.services.delete(actor=self.actor, instance=instance, expected_version=self.expected_version(instance))
+
+
+class FerryModelViewSet(ListFilterMixin, ServicesViewSetMixin, viewsets.ModelViewSet):
+    """CRUD of one model, its writes through the model's services."""
+
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
 
 class AuditEntryViewSet(ListFilterMixin, viewsets.ReadOnlyModelViewSet):

@@ -153,7 +153,7 @@ def test_a_level_losing_parallel_keeps_its_clusters_settings(actor):
         actor=actor, data={"name": "c", "migration_policy_id": VERY_LARGE_VMS_ID, "parallel_migrations_policy": "auto"}
     )
     level = ClusterLevel.objects.get(level="4.7")
-    cluster_services.level_update(actor=actor, level=level, parallel_migrations_supported=False)
+    cluster_services.level_update(actor=actor, level=level, data={"parallel_migrations_supported": False})
     cluster = Cluster.objects.get(pk=cluster.pk)
     updated = cluster_services.cluster_update(actor=actor, cluster=cluster, data={"description": "still here"})
     assert updated.migration_policy_id == VERY_LARGE_VMS_ID

@@ -263,7 +263,7 @@ def test_the_form_refresh_with_junk_values_still_answers(admin_client):
 
 def test_a_cluster_keeps_very_large_vms_when_its_level_loses_parallel_migrations(admin_client, actor):
     cluster = ClusterFactory(name="kept", migration_policy_id=VERY_LARGE_VMS_ID, parallel_migrations_policy="auto")
-    level_update(actor=actor, level=ClusterLevel.objects.get(pk="4.7"), parallel_migrations_supported=False)
+    level_update(actor=actor, level=ClusterLevel.objects.get(pk="4.7"), data={"parallel_migrations_supported": False})
     page = admin_client.get(f"/clusters/{cluster.pk}/edit/").content.decode()
     assert "Very large VMs (kept; not offered at 4.7)" in options(page, "migration_policy")
     assert ">Auto<" in options(page, "parallel_migrations_policy")
