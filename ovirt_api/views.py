@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import authenticate
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -33,7 +33,16 @@ from migrations_app.selectors import destination_choose, vm_for_planning
 from migrations_app.services import MigrationConflict, migration_cancel, migration_start
 from ovirt_api import resources
 from ovirt_api.errors import Fault
-from ovirt_api.representation import JSON_TYPE, XML_TYPE, Tree, parse_body, to_json, to_xml, wants_json
+from ovirt_api.representation import (
+    JSON_TYPE,
+    MAX_BODY_BYTES,
+    XML_TYPE,
+    Tree,
+    parse_body,
+    to_json,
+    to_xml,
+    wants_json,
+)
 from ovirt_api.search import search_filter
 from ovirt_api.services import sso_login, sso_logout, sso_token_user
 
@@ -157,6 +166,21 @@ def _list(request: HttpRequest, queryset, fields, *, plural: str, singular: str,
     return _respond(request, plural, {singular: [to_tree(item) for item in items]})
 
 
+def _body(request: HttpRequest) -> bytes:
+    """The raw body, refused with a 413 fault before it is read when it is too large."""
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        length = 0
+    too_large = Fault(f"The request body is larger than {MAX_BODY_BYTES} bytes.", status=413)
+    if length > MAX_BODY_BYTES:
+        raise too_large
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise too_large from None
+
+
 def _get(queryset, pk: str, what: str):
     try:
         found = queryset.filter(pk=uuid.UUID(pk)).first()
@@ -241,7 +265,7 @@ def cluster(request: HttpRequest, pk: str) -> HttpResponse:
     found = _get(resources.cluster_queryset(), pk, "cluster")
     if request.method == "PUT":
         _flag(request, "async", False)  # the update is done when the answer comes, either way
-        changes = resources.cluster_changes(parse_body(request.body, request.content_type, root="cluster"), found)
+        changes = resources.cluster_changes(parse_body(_body(request), request.content_type, root="cluster"), found)
         # A script that PUTs back what it read changes nothing: no new version, no audit entry.
         changes = {name: value for name, value in changes.items() if getattr(found, name) != value}
         try:
@@ -337,7 +361,7 @@ def _action_flag(body: Tree, name: str) -> bool:
 
 
 def _action_body(request: HttpRequest, allowed: set[str]) -> Tree:
-    body = parse_body(request.body, request.content_type, root="action")
+    body = parse_body(_body(request), request.content_type, root="action")
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise Fault(

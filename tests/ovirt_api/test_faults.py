@@ -129,6 +129,14 @@ def test_an_oversized_body_is_a_413_fault(ovirt, ovirt_estate, untouched):
     assert "larger than 65536 bytes" in detail
 
 
+def test_a_body_beyond_djangos_own_limit_is_a_413_fault_too(ovirt, ovirt_estate, untouched):
+    body = "<action>" + "x" * 3_000_000 + "</action>"
+
+    _, detail = fault_of(ovirt.post(f"/vms/{ovirt_estate.vm.pk}/migrate", body), 413)
+
+    assert "larger than 65536 bytes" in detail
+
+
 def test_the_wrong_root_element_is_a_fault(ovirt, ovirt_estate, untouched):
     _, detail = fault_of(ovirt.put(f"/clusters/{ovirt_estate.prod.pk}", "<vm><name>x</name></vm>"), 400)
 

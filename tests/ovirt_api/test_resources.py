@@ -293,3 +293,16 @@ def test_the_option_lists_what_each_level_offers_in_the_engines_format(ovirt):
 def test_an_unknown_option_or_version_is_a_404(ovirt):
     assert fault_of(ovirt.get("/options/SomethingElse"), 404)[1].startswith('[Ferry has no option "SomethingElse"')
     fault_of(ovirt.get("/options/MigrationPolicies", version="9.9"), 404)
+
+
+def test_the_job_page_shows_the_correlation_id(ovirt, ovirt_estate, ovirt_admin, client):
+    ovirt.post(
+        f"/vms/{ovirt_estate.vm.pk}/migrate",
+        "<action><host><name>hv-b</name></host></action>",
+        correlation_id="ansible-7",
+    )
+    client.force_login(ovirt_admin)
+
+    page = client.get(f"/migrations/{MigrationJob.objects.get().pk}/").content.decode()
+
+    assert "Correlation id" in page and "ansible-7" in page
