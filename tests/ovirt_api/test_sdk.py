@@ -312,3 +312,35 @@ def test_a_vm_that_moved_is_found_on_its_new_host(connect, ovirt_estate):
 
     assert [vm.name for vm in vms.list(search="host=hv-b")] == ["db-1"]
     assert vms.list(search="host=hv-a") == []
+
+
+def test_the_readme_script_runs_as_written(live_server, ovirt_admin, ovirt_estate, capsys):
+    """The script in README.md's "For oVirt users", pointed at this server; a thread plays the source
+    host's agent so that the script's polling loop ends."""
+    import re
+    import threading
+    from pathlib import Path
+
+    from django.db import connection as db_connection
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    script = re.search(r"## For oVirt users.*?```python\n(.*?)```", readme, re.S).group(1)
+    script = script.replace("https://ferry.example/ovirt-engine/api", f"{live_server.url}/ovirt-engine/api")
+    script = script.replace('password="..."', f'password="{PASSWORD}"').replace(', ca_file="ca.pem"', "")
+
+    def agent():
+        try:
+            job = wait_until(lambda: MigrationJob.objects.first())
+            migration_claim(job_id=str(job.pk))
+            migration_finish(job_id=str(job.pk), state=JobState.SUCCEEDED, error=None, stats={})
+        finally:
+            db_connection.close()
+
+    thread = threading.Thread(target=agent)
+    thread.start()
+    exec(compile(script, "README.md", "exec"), {})  # noqa: S102  (the project's own README)
+    thread.join(timeout=30)
+
+    assert capsys.readouterr().out.strip() == "hv-b"
+    cluster = Cluster.objects.get(pk=ovirt_estate.prod.pk)
+    assert (cluster.migration_policy_id, cluster.custom_parallel_migrations) == (VERY_LARGE_VMS_ID, 4)
