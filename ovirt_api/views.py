@@ -12,6 +12,7 @@ the permission (403), then the request itself (400/404/409).
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,8 @@ from ovirt_api.representation import (
 )
 from ovirt_api.search import search_filter
 from ovirt_api.services import sso_login, sso_logout, sso_token_user
+
+logger = logging.getLogger(__name__)
 
 SCOPE = "ovirt-app-api"
 LIST_PARAMETERS = {"search", "max", "case_sensitive", "all_content"}
@@ -215,6 +218,8 @@ def sso_token(request: HttpRequest) -> HttpResponse:
     username = login[: -len(INTERNAL_DOMAIN)] if login.endswith(INTERNAL_DOMAIN) else login
     user = authenticate(request, username=username, password=data.get("password", "")) if username else None
     if user is None:
+        # One line per refusal, with the address, for whoever watches for password guessing.
+        logger.warning("oVirt SSO: refused login of %r from %s", login[:150], request.META.get("REMOTE_ADDR"))
         return refuse(
             "access_denied",
             f"Cannot authenticate user '{login[:150]}': the user name or password is incorrect.",
