@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "policies",
     "clusters",
     "migrations_app",
+    "ovirt_api",
 ]
 
 MIDDLEWARE = [
@@ -223,6 +224,8 @@ CELERY_BEAT_SCHEDULE = {
     "monitor-hosts": {"task": "ferry.monitor_hosts", "schedule": float(FERRY_CAPABILITIES_INTERVAL_S)},
     "reconcile-jobs": {"task": "ferry.reconcile", "schedule": 60.0},
 }
+# Lifetime of a bearer token from the oVirt-compatible API's SSO endpoint (the SDK logs in again after it).
+FERRY_OVIRT_TOKEN_TTL_S = int(os.environ.get("FERRY_OVIRT_TOKEN_TTL_S", "3600"))
 # Global defaults for the cluster options left at "inherit".
 FERRY_DEFAULT_AUTO_CONVERGE = env_bool("FERRY_DEFAULT_AUTO_CONVERGE", False)
 FERRY_DEFAULT_COMPRESSED = env_bool("FERRY_DEFAULT_COMPRESSED", False)

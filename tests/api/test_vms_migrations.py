@@ -189,6 +189,7 @@ def test_jobs_are_listed_newest_first_and_filtered(api, estate):
         "vm",
         "source_host",
         "destination_host",
+        "correlation_id",
         "state",
         "progress",
         "plan",
@@ -200,6 +201,15 @@ def test_jobs_are_listed_newest_first_and_filtered(api, estate):
         "started_at",
         "finished_at",
     }
+
+
+def test_jobs_are_found_by_correlation_id(api, estate):
+    tagged = JobFactory(vm=estate.vm, destination_host=estate.destination, correlation_id="deploy-42")
+
+    listed = api.get("/api/migrations/", {"correlation_id": "deploy-42"}).json()["results"]
+
+    assert [(job["id"], job["correlation_id"]) for job in listed] == [(str(tagged.pk), "deploy-42")]
+    assert api.get("/api/migrations/", {"correlation_id": "other"}).json()["results"] == []
 
 
 @pytest.mark.parametrize("query", [{"state": "paused"}, {"vm": "00000000-0000-4000-8000-000000000000"}])
