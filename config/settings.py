@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "policies",
     "clusters",
     "migrations_app",
+    "ovirt_api",
     "ops",
 ]
 
@@ -113,7 +114,11 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web server and worker share the file: wait for the writer instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
+    # IMMEDIATE takes the write lock when a transaction begins, so a second writer waits for the
+    # busy timeout there. With SQLite's default (deferred), both read first and the second one's
+    # lock upgrade fails at once with "database is locked" (the timeout does not apply to it),
+    # which would fail one of two simultaneous job claims or edits instead of serialising them.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not memory, so that a Celery worker started by the end-to-end tests can share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
@@ -242,6 +247,8 @@ CELERY_BEAT_SCHEDULE = {
     "monitor-hosts": {"task": "ferry.monitor_hosts", "schedule": float(FERRY_CAPABILITIES_INTERVAL_S)},
     "reconcile-jobs": {"task": "ferry.reconcile", "schedule": 60.0},
 }
+# Lifetime of a bearer token from the oVirt-compatible API's SSO endpoint (the SDK logs in again after it).
+FERRY_OVIRT_TOKEN_TTL_S = int(os.environ.get("FERRY_OVIRT_TOKEN_TTL_S", "3600"))
 # Global defaults for the cluster options left at "inherit".
 FERRY_DEFAULT_AUTO_CONVERGE = env_bool("FERRY_DEFAULT_AUTO_CONVERGE", False)
 FERRY_DEFAULT_COMPRESSED = env_bool("FERRY_DEFAULT_COMPRESSED", False)

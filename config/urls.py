@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("config.api_urls")),
+    path("ovirt-engine/", include("ovirt_api.urls")),
     path("", include("clusters.urls")),
     path("", include("policies.urls")),
     path("", include("migrations_app.urls")),

@@ -13,7 +13,7 @@ class MigrationJobAdmin(ReadOnlyAdmin, ServiceAdmin):
     list_display = ("vm", "source_host", "destination_host", "state", "progress", "created_by", "created_at")
     list_filter = ("state", "source_host", "destination_host")
     list_select_related = ("vm", "source_host", "destination_host", "created_by")
-    search_fields = ("vm__name", "id")
+    search_fields = ("vm__name", "id", "correlation_id")
     date_hierarchy = "created_at"
     actions = ("cancel",)
 

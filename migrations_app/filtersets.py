@@ -9,7 +9,8 @@ class MigrationJobFilterSet(django_filters.FilterSet):
     vm = django_filters.ModelChoiceFilter(queryset=VM.objects.all())
     source_host = django_filters.ModelChoiceFilter(queryset=Host.objects.all())
     destination_host = django_filters.ModelChoiceFilter(queryset=Host.objects.all())
+    correlation_id = django_filters.CharFilter()
 
     class Meta:
         model = MigrationJob
-        fields = ["state", "vm", "source_host", "destination_host"]
+        fields = ["state", "vm", "source_host", "destination_host", "correlation_id"]

@@ -1,7 +1,7 @@
 import uuid
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -18,6 +18,10 @@ class JobState(models.TextChoices):
 
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+CORRELATION_ID_MAX = 50
+correlation_id_validator = RegexValidator(
+    r"^[A-Za-z0-9._:-]{1,50}$", "A correlation id is 1..50 letters, digits, '.', '_', ':' or '-'."
+)
 TERMINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
@@ -28,6 +32,14 @@ class MigrationJob(models.Model):
     vm = models.ForeignKey(VM, on_delete=models.CASCADE, related_name="migration_jobs")
     source_host = models.ForeignKey(Host, on_delete=models.SET_NULL, null=True, related_name="outgoing_jobs")
     destination_host = models.ForeignKey(Host, on_delete=models.SET_NULL, null=True, related_name="incoming_jobs")
+    correlation_id = models.CharField(
+        max_length=CORRELATION_ID_MAX,
+        null=True,
+        blank=True,
+        db_index=True,
+        validators=[correlation_id_validator],
+        help_text="The caller's id for this request (the oVirt API's correlation_id), to find the job by.",
+    )
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     plan = models.JSONField()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
-from clusters.models import VM, Cluster, Host
+from clusters.models import VM, Cluster, Host, HostStatus
 from clusters.reports import agent_report
-from migrations_app.models import JobState, MigrationJob
+from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_app.resolver import ClusterValues, Defaults, HostValues, Plan, PolicyValues, VMValues, resolve_plan
 from policies.models import MigrationPolicy
 
@@ -90,6 +90,19 @@ def migration_plan(*, vm: VM, destination: Host) -> Plan:
 
 def job_list() -> QuerySet[MigrationJob]:
     return MigrationJob.objects.select_related("vm", "source_host", "destination_host", "created_by")
+
+
+def destination_choose(vm: VM) -> Host | None:
+    """Where to migrate `vm` when the caller names no host: another host of its cluster that is up,
+    the one receiving the fewest migrations now (then by name), or None when there is none."""
+    return (
+        Host.objects.select_related("cluster")
+        .filter(cluster_id=vm.host.cluster_id, status=HostStatus.UP)
+        .exclude(pk=vm.host_id)
+        .annotate(incoming=Count("incoming_jobs", filter=Q(incoming_jobs__state__in=ACTIVE_STATES)))
+        .order_by("incoming", "name")
+        .first()
+    )
 
 
 def job_waiting(job: MigrationJob, *, hosts: dict | None = None) -> str | None:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from clusters.models import VM, Host, HostStatus, VMStatus
 from core.audit import Actor, audit_record, snapshot
 from ferry_agent import logs
-from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
+from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob, correlation_id_validator
 from migrations_app.selectors import migration_plan
 
 logger = logging.getLogger(__name__)
@@ -42,16 +42,25 @@ def _check_destination(vm: VM, destination: Host) -> None:
         )
 
 
-def migration_start(*, actor: Actor, vm: VM, destination: Host) -> MigrationJob:
-    """Freeze the plan on a new queued job; the source host's task is enqueued after commit."""
+def migration_start(*, actor: Actor, vm: VM, destination: Host, correlation_id: str | None = None) -> MigrationJob:
+    """Freeze the plan on a new queued job; the source host's task is enqueued after commit.
+
+    `correlation_id` is the caller's own id for the request (the oVirt API's), stored to find the job by.
+    """
     from migrations_app.tasks import enqueue_migration
 
+    if correlation_id is not None:
+        try:
+            correlation_id_validator(correlation_id)
+        except ValidationError as error:
+            raise ValidationError({"correlation_id": error.messages}) from None
     _check_destination(vm, destination)
     plan = migration_plan(vm=vm, destination=destination).to_dict()
     job = MigrationJob(
         vm=vm,
         source_host=vm.host,
         destination_host=destination,
+        correlation_id=correlation_id,
         plan=plan,
         created_by=actor.user,
     )

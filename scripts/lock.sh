@@ -5,6 +5,7 @@
 #   requirements.txt        the server extra (web server and worker): what `make run` installs
 #   requirements-agent.txt  the agent extra (a hypervisor, and `make run`'s embedded agent)
 #   requirements-dev.txt    the test and dev groups: what `make test` adds
+#   requirements-ovirt-sdk.txt  the ovirt-sdk group: the oVirt SDK for the oVirt API's tests
 #   requirements-bench.txt  the bench extra: what `make bench` adds
 # `make lock` keeps every pin it can; `make lock UPGRADE=1` moves everything to the newest versions.
 set -euo pipefail
@@ -20,4 +21,7 @@ compile() {
 compile requirements.txt pyproject.toml --extra server
 compile requirements-agent.txt pyproject.toml --extra agent -c requirements.txt
 compile requirements-dev.txt --group pyproject.toml:dev -c requirements.txt -c requirements-agent.txt
-compile requirements-bench.txt pyproject.toml --extra bench -c requirements.txt -c requirements-agent.txt -c requirements-dev.txt
+compile requirements-ovirt-sdk.txt --group pyproject.toml:ovirt-sdk -c requirements.txt -c requirements-agent.txt \
+    -c requirements-dev.txt
+compile requirements-bench.txt pyproject.toml --extra bench -c requirements.txt -c requirements-agent.txt \
+    -c requirements-dev.txt -c requirements-ovirt-sdk.txt

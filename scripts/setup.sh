@@ -21,8 +21,9 @@ case "$MODE" in run | dev | test | lab) ;; *) say "unknown mode $MODE (run, dev,
 # The lab's hypervisor side (and libvirt-dev, which libvirt-python builds against).
 LAB_PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 libvirt-dev
               pkg-config gcc iproute2 bc busybox-static)
-# The browser tests (headless Chromium) and `systemd-analyze verify` of contrib/'s units.
-TEST_PACKAGES=("${LAB_PACKAGES[@]}" chromium systemd)
+# The browser tests (headless Chromium), `systemd-analyze verify` of contrib/'s units, and what
+# builds the oVirt SDK's C extension for the oVirt API's tests (libxml2-dev, libcurl, python3-dev).
+TEST_PACKAGES=("${LAB_PACKAGES[@]}" chromium systemd libxml2-dev python3-dev)
 
 apt_install() {
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || [ "${FERRY_SKIP_APT:-0}" = 1 ]; then
@@ -93,6 +94,11 @@ else
     say "libvirt's headers not found (libvirt-dev): skipping the agent's libvirt-python (web and API work without it)"
 fi
 case "$MODE" in dev | test) install_lock requirements-dev.txt ;; esac
+# The official oVirt SDK, a test tool of the oVirt API (tests/ovirt_api/), builds a C extension:
+# without a compiler and libxml2's headers its tests are skipped, loudly.
+if [ "$MODE" = test ] && ! install_lock requirements-ovirt-sdk.txt; then
+    say "could not build the oVirt SDK (needs gcc and libxml2-dev): its tests will be skipped"
+fi
 
 # The console scripts `ferry-agent` and `ferry`, for this checkout. `pip install .[agent]` makes the
 # same ones on a hypervisor; here they are two small launchers rather than an editable install,

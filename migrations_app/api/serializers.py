@@ -117,6 +117,7 @@ class MigrationJobSerializer(serializers.ModelSerializer):
             "vm",
             "source_host",
             "destination_host",
+            "correlation_id",
             "state",
             "progress",
             "plan",

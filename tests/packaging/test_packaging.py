@@ -19,6 +19,7 @@ LOCKS = {
     "server": "requirements.txt",
     "agent": "requirements-agent.txt",
     "dev": "requirements-dev.txt",
+    "ovirt-sdk": "requirements-ovirt-sdk.txt",
     "bench": "requirements-bench.txt",
 }
 TEST_TOOLS = {"pytest", "pytest-django", "pytest-playwright", "playwright", "schemathesis", "hypothesis", "ruff"}
@@ -64,6 +65,7 @@ def asked_for(lock: str) -> list[str]:
         "server": project["dependencies"] + extras["server"],
         "agent": project["dependencies"] + extras["agent"],
         "dev": group_requirements("dev"),
+        "ovirt-sdk": group_requirements("ovirt-sdk"),
         "bench": extras["bench"],
     }[lock]
 
