@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 NAME = re.compile(r"FERRY_[A-Z0-9_]+")
@@ -43,7 +44,7 @@ def load(path: Path, environ: dict[str, str] | os._Environ = os.environ) -> set[
     return applied
 
 
-def update(path: Path, changes: dict[str, str | None]) -> None:
+def update(path: Path, changes: Mapping[str, str | None]) -> None:
     """Set (or, for None, remove) keys, keeping every other line as it is."""
     for key, value in changes.items():
         if not NAME.fullmatch(key):

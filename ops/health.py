@@ -20,7 +20,7 @@ from clusters.reports import AgentReport, agent_report, agent_reports, silent_af
 log = logging.getLogger(__name__)
 
 #: How long the broker may take to accept a connection before it counts as down.
-BROKER_TIMEOUT_S = 3.0
+BROKER_TIMEOUT_S = 3
 __all__ = ["AgentReport", "Probe", "agent_report", "agent_reports", "broker", "checks", "database", "silent_after"]
 
 

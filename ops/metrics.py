@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -71,9 +71,10 @@ class Histogram:
                 self.counts[i] += 1
 
     def buckets(self) -> list[tuple[str, float]]:
-        return [(floatToGoString(bound), count) for bound, count in zip(self.bounds, self.counts, strict=True)] + [
-            ("+Inf", self.count)
+        cumulative: list[tuple[str, float]] = [
+            (floatToGoString(bound), float(count)) for bound, count in zip(self.bounds, self.counts, strict=True)
         ]
+        return [*cumulative, ("+Inf", float(self.count))]
 
 
 def _number(value: Any) -> float | None:
@@ -137,13 +138,14 @@ class JobTotals:
         events[event] = at
         return True
 
-    def _count(self, row: dict[str, Any]) -> None:
+    def _count(self, row: Mapping[str, Any]) -> None:
         job_id, policy = str(row["id"]), row["policy"] or "unknown"
         if self._once(job_id, "created", row["created_at"]):
             if row["zerocopy"] is True:
                 self.zerocopy["used", ""] += 1
             else:
-                codes = {d.get("code") for d in row["decisions"] or [] if isinstance(d, dict)} & ZEROCOPY_REFUSALS
+                decisions = row["decisions"] if isinstance(row["decisions"], list) else []
+                codes = {str(d.get("code")) for d in decisions if isinstance(d, dict)} & ZEROCOPY_REFUSALS
                 for code in sorted(codes):
                     self.zerocopy["refused", code] += 1
         if self._once(job_id, "started", row["started_at"]):

@@ -133,7 +133,10 @@ class MigrationJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_waiting(self, job: MigrationJob) -> str | None:
-        return job_waiting(job, hosts=self.context.setdefault("waiting_hosts", {}))
+        hosts = self.context.get("waiting_hosts")
+        if hosts is None and isinstance(self.context, dict):
+            hosts = self.context["waiting_hosts"] = {}
+        return job_waiting(job, hosts=hosts)
 
 
 class DestinationSerializer(serializers.Serializer):

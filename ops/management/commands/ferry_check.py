@@ -114,7 +114,7 @@ class Command(BaseCommand):
         with app.connection_for_write() as conn:
             where = conn.as_uri()  # the password masked
             if conn.transport_cls == "filesystem":
-                folder = conn.transport_options.get("data_folder_out", "")
+                folder = (conn.transport_options or {}).get("data_folder_out", "")
                 where = f"the filesystem broker in {os.path.dirname(folder) or folder}"
         probe = health.broker()
         if probe.ok:
