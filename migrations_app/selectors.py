@@ -46,13 +46,17 @@ def host_values(host: Host) -> HostValues:
         link_speed_mbps=caps.get("link_speed_mbps"),
         zerocopy_migrations=caps.get("zerocopy_migrations"),
         parallel_migrations=caps.get("parallel_migrations"),
+        name=host.name,
     )
 
 
-def vm_values(vm: VM) -> VMValues:
+def vm_values(vm: VM, *, policy: PolicyValues | None = None) -> VMValues:
+    """`policy`: the VM's policy's values when the caller has them already."""
+    if policy is None and vm.migration_policy_id:
+        policy = policy_values(vm.migration_policy)
     return VMValues(
         vcpus=vm.vcpus,
-        policy=policy_values(vm.migration_policy) if vm.migration_policy_id else None,
+        policy=policy,
         parallel_migrations_policy=vm.parallel_migrations_policy,
         custom_parallel_migrations=vm.custom_parallel_migrations,
         migration_encrypted=vm.migration_encrypted,
