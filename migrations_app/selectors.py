@@ -50,13 +50,10 @@ def host_values(host: Host) -> HostValues:
     )
 
 
-def vm_values(vm: VM, *, policy: PolicyValues | None = None) -> VMValues:
-    """`policy`: the VM's policy's values when the caller has them already."""
-    if policy is None and vm.migration_policy_id:
-        policy = policy_values(vm.migration_policy)
+def vm_values(vm: VM) -> VMValues:
     return VMValues(
         vcpus=vm.vcpus,
-        policy=policy,
+        policy=policy_values(vm.migration_policy) if vm.migration_policy_id else None,
         parallel_migrations_policy=vm.parallel_migrations_policy,
         custom_parallel_migrations=vm.custom_parallel_migrations,
         migration_encrypted=vm.migration_encrypted,

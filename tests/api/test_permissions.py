@@ -164,6 +164,12 @@ ROUTES = [
         },
     ),
     Route(
+        "cluster-impact",
+        "clusters.cluster",
+        lambda e: f"/api/clusters/{e.cluster.pk}/impact/?migration_encrypted=true",
+        {"GET": Allowed(200)},
+    ),
+    Route(
         "vm-migration-plan",
         "clusters.vm",
         lambda e: f"/api/vms/{e.vm.pk}/migration-plan/?destination_host={e.destination.pk}",
