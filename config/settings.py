@@ -99,7 +99,11 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web server and worker share the file: wait for the writer instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
+    # IMMEDIATE takes the write lock when a transaction begins, so a second writer waits for the
+    # busy timeout there. With SQLite's default (deferred), both read first and the second one's
+    # lock upgrade fails at once with "database is locked" (the timeout does not apply to it),
+    # which would fail one of two simultaneous job claims or edits instead of serialising them.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not memory, so that a Celery worker started by the end-to-end tests can share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}

@@ -11,10 +11,12 @@ import signal
 import subprocess
 import sys
 import time
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 
 from clusters.models import VM, Cluster, Host
@@ -35,6 +37,7 @@ def database_url() -> str:
 
 def worker_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ, DATABASE_URL=database_url(), FERRY_HOST_QUEUES="true", FERRY_LOG_LEVEL="INFO")
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests' allowance, never a worker's
     env.setdefault("CELERY_BROKER_URL", settings.CELERY_BROKER_URL)
     return env | overrides
 
@@ -90,22 +93,18 @@ def host_workers(lab, django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def lab_cluster(lab, host_workers, transactional_db):
-    """The lab in Ferry: cluster "lab" at 4.7 with Very large VMs, both hosts reported by the real
-    refresh service, and their guests synced from libvirt."""
-    from migrations_app.agent import capabilities_refresh, inventory_sync
-
+    """The lab in Ferry, registered by `manage.py lab_register` as `make lab` does: cluster "lab"
+    at 4.7 with Very large VMs, both hosts reported by the real refresh service, and their guests
+    synced from libvirt."""
     if lab.get("guest") is None or lab.where(lab["guest"]["uuid"]) is None:
         lab.guest("labvm")  # an earlier test may have lost it; every test starts with it running
-    cluster = Cluster.objects.create(name="lab", compatibility_version_id="4.7", migration_policy_id=VERY_LARGE_VMS_ID)
-    hosts = {}
-    for name, entry in lab["hosts"].items():
-        host = Host.objects.create(
-            id=entry["host_uuid"], name=name, cluster=cluster, address=entry["address"],
-            libvirt_uri=entry["libvirt_uri"], peer_uri=entry["peer_uri"], status="up",
-        )  # fmt: skip
-        capabilities_refresh(host_id=str(host.pk))
-        inventory_sync(host_id=str(host.pk))
-        hosts[name] = Host.objects.get(pk=host.pk)
+    out = StringIO()
+    call_command("lab_register", stdout=out)  # as `make lab` runs it: the lab that LAB_ID names
+    assert "Lab registered in cluster 'lab'." in out.getvalue(), out.getvalue()
+    cluster = Cluster.objects.get(name="lab")
+    assert (cluster.compatibility_version_id, cluster.migration_policy_id) == ("4.7", VERY_LARGE_VMS_ID)
+    hosts = {name: Host.objects.get(pk=entry["host_uuid"], name=name) for name, entry in lab["hosts"].items()}
+    assert all(host.status == "up" and host.capabilities for host in hosts.values()), out.getvalue()
     return cluster, hosts
 
 

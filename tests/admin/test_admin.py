@@ -13,9 +13,9 @@ from clusters.services import cluster_update
 from core.audit import Actor
 from core.models import AuditEntry
 from core.roles import OPERATOR_GROUP, READ_ONLY_GROUP, roles_ensure
-from migrations_app import tasks
 from migrations_app.models import JobState, MigrationJob
 from policies.models import MINIMAL_DOWNTIME_ID, VERY_LARGE_VMS_ID, MigrationPolicy
+from tests.broker import Sent, take
 from tests.factories import ClusterFactory, HostFactory, JobFactory, PolicyFactory, UserFactory, VMFactory
 
 pytestmark = pytest.mark.django_db
@@ -200,17 +200,19 @@ def run_action(client, model, action: str, objects, **extra):
     )
 
 
-def test_refresh_capabilities_action(client, monkeypatch, django_capture_on_commit_callbacks):
-    sent = []
-    for task in (tasks.refresh_capabilities, tasks.sync_inventory):
-        monkeypatch.setattr(task, "apply_async", lambda *a, _name=task.name, **kw: sent.append(_name))
+def test_refresh_capabilities_action(client, django_capture_on_commit_callbacks, settings):
+    settings.FERRY_HOST_QUEUES = True
     hosts = [HostFactory(), HostFactory()]
 
     with django_capture_on_commit_callbacks(execute=True):
         response = run_action(client, Host, "refresh_capabilities", hosts)
 
     assert response.status_code == 200
-    assert sent.count("ferry.refresh_capabilities") == 2
+    for host in hosts:
+        assert sorted(take(f"host.{host.pk}"), key=str) == [
+            Sent(task="ferry.refresh_capabilities", args=[str(host.pk)], kwargs={}),
+            Sent(task="ferry.sync_inventory", args=[str(host.pk)], kwargs={}),
+        ]
     assert AuditEntry.objects.filter(action="refresh").count() == 2
 
 

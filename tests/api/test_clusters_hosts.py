@@ -4,8 +4,8 @@ import pytest
 
 from clusters.models import Cluster, Host
 from core.models import AuditEntry
-from migrations_app import tasks
 from policies.models import MINIMAL_DOWNTIME_ID, VERY_LARGE_VMS_ID
+from tests.broker import Sent, take
 from tests.factories import ZEROCOPY_HOST, ClusterFactory, VMFactory
 
 pytestmark = pytest.mark.django_db
@@ -106,24 +106,25 @@ def test_admins_set_hosts_up_or_maintenance_only(api, estate):
 
 
 def test_refresh_is_audited_and_sends_the_task_to_the_hosts_queue_after_commit(
-    api, estate, monkeypatch, django_capture_on_commit_callbacks, settings
+    api, estate, django_capture_on_commit_callbacks, settings
 ):
     settings.FERRY_HOST_QUEUES = True
-    sent = []
-    for task in (tasks.refresh_capabilities, tasks.sync_inventory):
-        monkeypatch.setattr(task, "apply_async", lambda *a, _name=task.name, **kw: sent.append((_name, kw)))
+    queue = f"host.{estate.source.pk}"
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = api.post(f"/api/hosts/{estate.source.pk}/refresh/")
         assert response.status_code == 202
-        assert sent == []
+        assert take(queue, wait_s=0.5) == [], "nothing is sent before the commit"
 
     for callback in callbacks:
         callback()
-    queue = f"host.{estate.source.pk}"
-    assert ("ferry.refresh_capabilities", {"args": [str(estate.source.pk)], "queue": queue}) in sent
+    host_id = str(estate.source.pk)
+    assert sorted(take(queue), key=str) == [
+        Sent(task="ferry.refresh_capabilities", args=[host_id], kwargs={}),
+        Sent(task="ferry.sync_inventory", args=[host_id], kwargs={}),
+    ]
     entry = AuditEntry.objects.get(action="refresh")
-    assert (entry.object_type, entry.object_id, entry.actor) == ("host", str(estate.source.pk), "admin")
+    assert (entry.object_type, entry.object_id, entry.actor) == ("host", host_id, "admin")
 
 
 def test_vms_show_their_hosts_cluster(api, estate):

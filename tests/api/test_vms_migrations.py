@@ -1,17 +1,24 @@
 """Migration plans, starting and cancelling migrations through the API."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.db import IntegrityError, transaction
 
-from clusters.models import HostStatus, VMStatus
+from clusters.models import Cluster, HostStatus, VMStatus
 from core.models import AuditEntry
-from migrations_app import tasks
 from migrations_app.models import JobState, MigrationJob
 from migrations_app.selectors import migration_plan, vm_for_planning
 from policies.models import VERY_LARGE_VMS_ID
-from tests.factories import ClusterFactory, HostFactory, JobFactory, VMFactory
+from tests.broker import Sent, take
+from tests.factories import ClusterFactory, HostFactory, JobFactory, PolicyFactory, VMFactory
 
 pytestmark = pytest.mark.django_db
+
+REPO = Path(__file__).resolve().parents[2]
 
 PLAN_KEYS = {
     "policy",
@@ -28,14 +35,6 @@ PLAN_KEYS = {
     "libvirt",
     "decisions",
 }
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Migrations handed to Celery (recorded, not sent: no broker in these tests)."""
-    calls = []
-    monkeypatch.setattr(tasks.migrate, "apply_async", lambda *args, **kwargs: calls.append(kwargs))
-    return calls
 
 
 def plan_url(vm) -> str:
@@ -80,9 +79,10 @@ def test_the_plan_refuses_the_source_and_hosts_of_other_clusters(api, estate):
 
 
 def test_migrate_freezes_the_plan_on_a_queued_job_and_enqueues_after_commit(
-    api, estate, sent, django_capture_on_commit_callbacks, settings
+    api, estate, django_capture_on_commit_callbacks, settings
 ):
     settings.FERRY_HOST_QUEUES = True
+    queue = f"host.{estate.source.pk}"
     plan = api.get(plan_url(estate.vm), {"destination_host": str(estate.destination.pk)}).json()
 
     with django_capture_on_commit_callbacks() as callbacks:
@@ -90,7 +90,7 @@ def test_migrate_freezes_the_plan_on_a_queued_job_and_enqueues_after_commit(
             f"/api/vms/{estate.vm.pk}/migrate/", {"destination_host": str(estate.destination.pk)}, format="json"
         )
         assert response.status_code == 202
-        assert sent == [], "the task must not be sent before the job is committed"
+        assert take(queue, wait_s=0.5) == [], "the task must not be sent before the job is committed"
 
     job = response.json()
     assert (job["state"], job["progress"], job["created_by"]) == ("queued", 0, "admin")
@@ -103,19 +103,21 @@ def test_migrate_freezes_the_plan_on_a_queued_job_and_enqueues_after_commit(
     assert MigrationJob.objects.get(pk=job["id"]).plan == plan
     for callback in callbacks:
         callback()
-    assert sent == [{"args": [job["id"]], "queue": f"host.{estate.source.pk}"}]
+    assert take(queue) == [Sent(task="ferry.migrate", args=[job["id"]], kwargs={})]
     entry = AuditEntry.objects.get(action="migrate")
     assert (entry.object_type, entry.object_id, entry.actor) == ("migrationjob", job["id"], "admin")
 
 
-def test_a_vm_with_an_active_job_gets_409(api, estate, sent):
+def test_a_vm_with_an_active_job_gets_409(api, estate, django_capture_on_commit_callbacks):
     JobFactory(vm=estate.vm, destination_host=estate.destination, state=JobState.RUNNING)
-    response = api.post(
-        f"/api/vms/{estate.vm.pk}/migrate/", {"destination_host": str(estate.destination.pk)}, format="json"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            f"/api/vms/{estate.vm.pk}/migrate/", {"destination_host": str(estate.destination.pk)}, format="json"
+        )
     assert response.status_code == 409
     assert "active migration" in response.json()["detail"]
     assert MigrationJob.objects.filter(vm=estate.vm).count() == 1
+    assert take(f"host.{estate.source.pk}", wait_s=0.5) == []
 
 
 def test_one_active_job_per_vm_is_a_database_constraint(estate):
@@ -124,18 +126,20 @@ def test_one_active_job_per_vm_is_a_database_constraint(estate):
         JobFactory(vm=estate.vm, destination_host=estate.destination)
 
 
-def test_a_vm_can_migrate_again_once_its_job_has_ended(api, estate, sent):
+def test_a_vm_can_migrate_again_once_its_job_has_ended(api, estate, django_capture_on_commit_callbacks):
     from django.utils import timezone
 
     JobFactory(vm=estate.vm, state=JobState.FAILED, finished_at=timezone.now(), destination_host=estate.destination)
-    response = api.post(
-        f"/api/vms/{estate.vm.pk}/migrate/", {"destination_host": str(estate.destination.pk)}, format="json"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            f"/api/vms/{estate.vm.pk}/migrate/", {"destination_host": str(estate.destination.pk)}, format="json"
+        )
     assert response.status_code == 202
+    assert take(f"host.{estate.source.pk}") == [Sent(task="ferry.migrate", args=[response.json()["id"]], kwargs={})]
 
 
 @pytest.mark.parametrize("case", ["source", "other_cluster", "maintenance", "vm_down", "unknown"])
-def test_migrate_refuses_impossible_moves(api, estate, sent, case):
+def test_migrate_refuses_impossible_moves(api, estate, django_capture_on_commit_callbacks, case):
     vm, destination = estate.vm, estate.destination
     if case == "source":
         destination = estate.source
@@ -149,13 +153,14 @@ def test_migrate_refuses_impossible_moves(api, estate, sent, case):
         vm.save()
     target = "00000000-0000-4000-8000-000000000000" if case == "unknown" else str(destination.pk)
 
-    response = api.post(f"/api/vms/{vm.pk}/migrate/", {"destination_host": target}, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/vms/{vm.pk}/migrate/", {"destination_host": target}, format="json")
 
     assert response.status_code == 400
     field = "vm" if case == "vm_down" else "destination_host"
     assert isinstance(response.json()[field], list)
     assert not MigrationJob.objects.filter(vm=vm).exists()
-    assert sent == []
+    assert take(f"host.{estate.source.pk}", wait_s=0.5) == []
 
 
 def test_a_vms_policy_must_be_offered_at_its_clusters_level(api, level):
@@ -235,3 +240,59 @@ def test_cancelling_an_ended_job_is_a_409(api, estate):
     response = api.post(f"/api/migrations/{estate.job.pk}/cancel/")
     assert response.status_code == 409
     assert "already ended" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "plan_key", "flag"),
+    [
+        ("FERRY_DEFAULT_ENCRYPTED", "encrypted", "VIR_MIGRATE_TLS"),
+        ("FERRY_DEFAULT_COMPRESSED", "compressed", "VIR_MIGRATE_COMPRESSED"),
+        ("FERRY_DEFAULT_AUTO_CONVERGE", "auto_converge", "VIR_MIGRATE_AUTO_CONVERGE"),
+    ],
+)
+def test_the_global_defaults_decide_what_inherit_means_in_the_plan(api, estate, settings, setting, plan_key, flag):
+    # Everything left at "inherit": the policy, the cluster and the VM.
+    policy = PolicyFactory(auto_convergence="inherit", migration_compression="inherit")
+    Cluster.objects.filter(pk=estate.cluster.pk).update(migration_policy=policy)
+    for value in (False, True):
+        setattr(settings, setting, value)
+        response = api.get(plan_url(estate.vm), {"destination_host": str(estate.destination.pk)})
+        plan = response.json()
+        assert (plan[plan_key], flag in plan["libvirt"]["flags"]) == (value, value), (setting, value)
+
+
+def test_the_global_defaults_come_from_the_environment():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.FERRY_DEFAULT_AUTO_CONVERGE, s.FERRY_DEFAULT_COMPRESSED, s.FERRY_DEFAULT_ENCRYPTED)"
+    )
+    names = ("FERRY_DEFAULT_AUTO_CONVERGE", "FERRY_DEFAULT_COMPRESSED", "FERRY_DEFAULT_ENCRYPTED")
+    base = {k: v for k, v in os.environ.items() if k not in names} | {"DJANGO_SETTINGS_MODULE": "config.settings"}
+    for env, expected in (({}, "False False False"), (dict.fromkeys(names, "true"), "True True True")):
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, env=base | env, capture_output=True, text=True, check=True
+        )
+        assert result.stdout.split("\n")[-2] == expected, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("libvirt_uri", "peer_uri", "reached_at"),
+    [
+        ("qemu:///system", "", "qemu+tls://10.9.8.7/system"),  # blank, local socket: the address over TLS
+        ("qemu+tls://hv-c.example/system", "", "qemu+tls://hv-c.example/system"),  # blank: the remote URI
+        (
+            "qemu:///system",
+            "qemu+tls://hv-c.migration.example:16515/system",
+            "qemu+tls://hv-c.migration.example:16515/system",
+        ),
+    ],
+)
+def test_the_destination_is_reached_at_its_peer_uri_or_what_a_blank_one_means(
+    api, estate, libvirt_uri, peer_uri, reached_at
+):
+    destination = HostFactory(
+        name="hv-c", cluster=estate.cluster, address="10.9.8.7", libvirt_uri=libvirt_uri, peer_uri=peer_uri
+    )
+    response = api.get(plan_url(estate.vm), {"destination_host": str(destination.pk)})
+    assert response.status_code == 200, response.content
+    assert response.json()["libvirt"]["destination_uri"] == reached_at

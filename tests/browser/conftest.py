@@ -18,10 +18,6 @@ from clusters.models import Host
 from tests.pages.world import build_world, read_only_user
 from tests.worker_fixtures import Worker
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls made by the tests
-# themselves are still plain synchronous calls.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -44,6 +40,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+# Playwright's sync API marks its event loop as running in this thread, so Django would refuse the
+# ORM calls these tests and their fixtures make themselves, which are still plain synchronous calls.
+# Allowed around the browser tests only (these hooks run for the items under tests/browser/): not
+# for the other tests, nor for the Celery workers (tests/worker_fixtures.py starts them without it).
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    os.environ[ASYNC_UNSAFE] = "true"
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    try:
+        return (yield)
+    finally:
+        os.environ.pop(ASYNC_UNSAFE, None)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
 from playwright.sync_api import Page, expect
 
 from clusters.models import Cluster
@@ -12,7 +14,6 @@ from clusters.services import cluster_update
 from core.audit import Actor
 from migrations_app.models import JobState, MigrationJob
 from policies.models import VERY_LARGE_VMS_ID, MigrationPolicy
-from tests.browser.conftest import log_in
 from tests.factories import HostFactory
 from tests.pages.world import read_only_user
 
@@ -300,13 +301,23 @@ def test_flow6_a_read_only_user_sees_no_edit_buttons(page, live_server, world, s
 
 
 def test_log_in_as_admin_through_the_form(page, live_server, admin_user):
+    """The other browser tests start with a session cookie; this one earns it through the form."""
     page.goto(f"{live_server.url}/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/$"))
+    assert not [c for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME]
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "wrong password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".error")).to_contain_text("did not match")
+
     page.fill("#id_username", "admin")
     page.fill("#id_password", "pw-for-tests")
     page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{live_server.url}/")
     expect(page.locator("h1")).to_have_text("Dashboard")
     expect(page.get_by_role("navigation", name="Main")).to_contain_text("Clusters")
-    assert log_in  # the other tests log in with a session cookie instead
+    [cookie] = [c for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME]
+    assert SessionStore(session_key=cookie["value"]).get("_auth_user_id") == str(admin_user.pk)
 
 
 def test_the_schedule_editor_adds_and_removes_rows(admin_page, live_server, world):

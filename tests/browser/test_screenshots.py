@@ -6,6 +6,7 @@ screenshot cannot make by itself: no page scrolls sideways, at either width.
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from migrations_app.models import JobState
 from policies.models import VERY_LARGE_VMS_ID
@@ -65,5 +66,16 @@ def test_screenshots_of_the_main_pages(admin_page, live_server, world, screensho
 
 
 def test_screenshot_of_the_login_page(page, live_server, transactional_db, screenshots_dir):
-    page.goto(live_server.url + "/accounts/login/")
-    page.screenshot(path=screenshots_dir / "login-1280.png")
+    for viewport in (WIDE, NARROW):
+        page.set_viewport_size(viewport)
+        page.goto(live_server.url + "/accounts/login/")
+        expect(page.get_by_role("heading", name="Log in to Ferry")).to_be_visible()
+        expect(page.get_by_label("Username")).to_be_visible()
+        expect(page.get_by_label("Password")).to_be_visible()
+        expect(page.get_by_role("button", name="Log in")).to_be_visible()
+        path = screenshots_dir / f"login-{viewport['width']}.png"
+        path.unlink(missing_ok=True)
+        page.screenshot(path=path)
+        assert path.read_bytes().startswith(b"\x89PNG"), path
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"the login page scrolls sideways by {overflow}px at {viewport['width']}px"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
+from clusters.models import VM, Host
 from clusters.services import host_report_capabilities
 from core.models import AuditEntry
 from ferry_agent import virt
@@ -21,7 +22,7 @@ from migrations_app.agent import REFRESH_ACTOR, inventory_sync
 from migrations_app.models import TERMINAL_STATES, MigrationJob
 from migrations_app.tasks import migrate
 from tests.factories import UserFactory
-from tests.worker_fixtures import vm_of
+from tests.worker_fixtures import Worker, vm_of, worker_env
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -202,18 +203,60 @@ def test_a_destination_that_dies_fails_the_job_and_the_vm_stays_on_the_source(ap
 
 
 def test_a_duplicate_delivery_does_not_start_a_second_migration(api, lab, lab_cluster, host_workers):
+    """Both deliveries reach the host's worker (whose two pool processes take them at the same
+    moment); one claims the job, the other finds it no longer queued. Neither fails: a claim that
+    crashed (e.g. "database is locked" on SQLite) would be acked and leave the job to the reconciler."""
     started = time.monotonic()
     vm = vm_of(lab["guest"])
     destination = vm.host.cluster.hosts.exclude(pk=vm.host_id).get()
     worker_log = LogMark(host_workers[vm.host.name])
     job_id = start_migration(api, vm, destination)
-    migrate.apply_async(args=[job_id], queue=f"host.{vm.host_id}")  # the same task, delivered again
+    duplicate = migrate.apply_async(args=[job_id], queue=f"host.{vm.host_id}")  # the same task, again
     job = wait_for_job(job_id)
-    assert job.state == "succeeded"
-    deadline = time.monotonic() + 20
-    while "'not_queued'" not in worker_log.new_text() and time.monotonic() < deadline:
+    assert job.state == "succeeded", job.error
+
+    finished = re.compile(r"Task ferry\.migrate\[([0-9a-f-]+)\] (succeeded in [\d.]+s: '(\w+)'|raised .*)")
+    deadline = time.monotonic() + 30
+    while len(finished.findall(worker_log.new_text())) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert "'not_queued'" in worker_log.new_text(), "the second delivery never ran"
+    log = worker_log.new_text()
+    received = re.findall(r"Task ferry\.migrate\[([0-9a-f-]+)\] received", log)
+    assert len(set(received)) == 2 and duplicate.id in received, f"both deliveries reach the worker:\n{log}"
+    outcomes = {task_id: result or failure for task_id, failure, result in finished.findall(log)}
+    assert sorted(outcomes.values()) == ["not_queued", "started"], f"one claim wins, the other sees it:\n{log}"
+    assert "Traceback" not in log and "raised" not in log, log
     assert AuditEntry.objects.filter(object_id=job_id, action="start").count() == 1
     assert AuditEntry.objects.filter(object_id=job_id, action="succeeded").count() == 1
     record("duplicate_delivery", job, started)
+
+
+def test_the_workers_migration_timeout_aborts_a_longer_migration(api, lab, lab_cluster, fresh_guest):
+    """FERRY_MIGRATION_TIMEOUT_S is read by the worker that runs the migration: a worker started
+    with 3 s ends a migration that would take half a minute, and the VM stays where it runs."""
+    started = time.monotonic()
+    guest = fresh_guest(mem=512, fill=128, dirty=4)
+    source = Host.objects.get(name=guest["host"])
+    # The same libvirt daemon under a second host row, whose queue only this test's worker serves.
+    impatient = Host.objects.create(
+        name=f"{source.name}-impatient", cluster=source.cluster, address=source.address,
+        libvirt_uri=source.libvirt_uri, peer_uri=source.peer_uri, status="up", capabilities=source.capabilities,
+    )  # fmt: skip
+    vm = VM.objects.create(name=guest["name"], uuid=guest["uuid"], host=impatient, memory_mib=512, vcpus=1)
+    response = api.patch(
+        f"/api/clusters/{source.cluster_id}/",
+        {"migration_bandwidth": "custom", "migration_bandwidth_custom_mbps": 40},  # 128 MiB: about 30 s
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    worker = Worker("impatient", [f"host.{impatient.pk}"], env=worker_env(FERRY_MIGRATION_TIMEOUT_S="3"))
+    try:
+        worker.wait_ready()
+        job = wait_for_job(start_migration(api, vm, Host.objects.get(name=lab.other(guest["host"]))), timeout=120)
+    finally:
+        worker.stop()
+    assert job.state == "failed", job.error
+    assert job.error["code"] == "timeout", job.error
+    assert (job.finished_at - job.started_at).total_seconds() < 20
+    assert virt.domain_state(lab.uri(guest["host"]), guest["uuid"]) == "up"
+    assert virt.domain_state(lab.uri(lab.other(guest["host"])), guest["uuid"]) is None
+    record("migration_timeout", job, started)

@@ -48,6 +48,9 @@ def test_refresh_from_the_api_reports_real_capabilities(lab, lab_cluster):
     assert AuditEntry.objects.filter(object_id=str(host.pk), actor="ferry.refresh_capabilities").exists()
 
 
+SYNC = "ferry.sync_inventory"  # the actor of inventory changes in the audit log
+
+
 def test_inventory_follows_domains_that_appear_move_and_vanish(lab, lab_cluster, fresh_guest):
     guest = fresh_guest(fill=16)
     source = Host.objects.get(name=guest["host"])
@@ -55,6 +58,8 @@ def test_inventory_follows_domains_that_appear_move_and_vanish(lab, lab_cluster,
     assert inventory_sync(host_id=str(source.pk))["added"] == 1
     vm = vm_of(guest)
     assert (vm.name, vm.host_id, vm.status, vm.memory_mib) == (guest["name"], source.pk, "up", 512)
+    added = AuditEntry.objects.get(object_id=str(vm.pk), action="create")
+    assert (added.actor, added.after["uuid"], added.after["host"]) == (SYNC, guest["uuid"], str(source.pk))
 
     # Moved behind Ferry's back: the destination's inventory takes it over.
     virt.migrate(
@@ -70,10 +75,14 @@ def test_inventory_follows_domains_that_appear_move_and_vanish(lab, lab_cluster,
     )
     assert inventory_sync(host_id=str(destination.pk))["moved"] == 1
     assert vm_of(guest).host_id == destination.pk
+    moved = AuditEntry.objects.filter(object_id=str(vm.pk), action="update").latest("pk")
+    assert (moved.actor, moved.before["host"], moved.after["host"]) == (SYNC, str(source.pk), str(destination.pk))
 
     lab.rm_guest(guest["name"])
     assert inventory_sync(host_id=str(destination.pk))["vanished"] == 1
     assert VM.objects.get(uuid=guest["uuid"]).status == "unknown"
+    vanished = AuditEntry.objects.filter(object_id=str(vm.pk), action="update").latest("pk")
+    assert (vanished.actor, vanished.before, vanished.after) == (SYNC, {"status": "up"}, {"status": "unknown"})
 
 
 def _rabbitmq_url() -> str | None:

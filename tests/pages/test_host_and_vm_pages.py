@@ -9,6 +9,7 @@ from clusters.models import VM, Host
 from clusters.services import vm_update
 from core.models import AuditEntry
 from policies.models import VERY_LARGE_VMS_ID
+from tests import broker
 from tests.factories import ClusterFactory, HostFactory
 
 pytestmark = pytest.mark.django_db
@@ -42,24 +43,26 @@ def test_maintenance_and_activate(admin_client, world):
 
 # Without a surrounding test transaction, the task is sent at the service's commit, inside the view.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_refresh_asks_the_host_to_report(admin_client, world, monkeypatch):
-    asked = []
-    monkeypatch.setattr("migrations_app.tasks.enqueue_refresh_capabilities", asked.append)
+def test_refresh_asks_the_host_to_report(admin_client, world, settings):
+    settings.FERRY_HOST_QUEUES = True
     response = admin_client.post(f"/hosts/{world.source.pk}/refresh/", follow=True)
-    assert asked == [world.source]
+    host_id = str(world.source.pk)
+    assert sorted(broker.take(f"host.{host_id}"), key=str) == [
+        broker.Sent(task="ferry.refresh_capabilities", args=[host_id], kwargs={}),
+        broker.Sent(task="ferry.sync_inventory", args=[host_id], kwargs={}),
+    ]
     assert "Asked kvm-a to report its capabilities" in response.content.decode()
-    assert AuditEntry.objects.filter(object_id=str(world.source.pk), action="refresh", actor="admin").exists()
+    assert AuditEntry.objects.filter(object_id=host_id, action="refresh", actor="admin").exists()
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_refresh_when_the_broker_is_down_says_so(admin_client, world, monkeypatch):
-    def broken(host):
-        raise OperationalError("connection refused")
-
-    monkeypatch.setattr("migrations_app.tasks.enqueue_refresh_capabilities", broken)
-    response = admin_client.post(f"/hosts/{world.source.pk}/refresh/", follow=True)
+def test_refresh_when_the_broker_is_down_says_so(admin_client, world, caplog):
+    with broker.unreachable():
+        response = admin_client.post(f"/hosts/{world.source.pk}/refresh/", follow=True)
     assert response.status_code == 200
     assert "The task queue cannot be reached" in response.content.decode()
+    assert "Asked kvm-a" not in response.content.decode()
+    assert any(isinstance(record.exc_info[1], OperationalError) for record in caplog.records if record.exc_info)
 
 
 def test_host_actions_are_post_only(admin_client, world):

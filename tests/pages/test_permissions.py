@@ -96,7 +96,15 @@ def test_an_operator_may_migrate_and_maintain_but_not_edit(client, world):
     vm_page = client.get(f"/vms/{world.vm.pk}/").content.decode()
     assert "/migrate/" in vm_page and "/edit/" not in vm_page
     assert client.get(f"/clusters/{world.cluster.pk}/edit/").status_code == 403
-    assert client.post(f"/vms/{world.vm.pk}/migrate/", {"destination_host": world.destination.pk}).status_code == 302
+    response = client.post(f"/vms/{world.vm.pk}/migrate/", {"destination_host": world.destination.pk})
+    job = MigrationJob.objects.get(vm=world.vm, state="queued")
+    assert (response.status_code, response["Location"]) == (302, f"/migrations/{job.pk}/")
+    assert (job.source_host_id, job.destination_host_id, job.created_by.username) == (
+        world.source.pk,
+        world.destination.pk,
+        "op",
+    )
+    assert AuditEntry.objects.filter(object_id=str(job.pk), action="migrate", actor="op").exists()
     assert client.post(f"/hosts/{world.source.pk}/maintenance/").status_code == 302
     world.source.refresh_from_db()
     assert world.source.status == "maintenance"

@@ -142,13 +142,13 @@ def _busy_guests(lab):
 
 @pytest.fixture
 def busy_guest(lab, _busy_guests):
-    """A small guest on hosta that re-dirties its memory (48 MiB/s): reused between tests of
-    this module while it still runs on hosta, started fresh otherwise."""
+    """A small guest on hosta that re-dirties its memory (32 MiB/s at full speed): reused between
+    tests of this module while it still runs on hosta, started fresh otherwise."""
     if _busy_guests:
         entry = lab["guests"].get(_busy_guests[-1])
         if entry and location(lab, entry["uuid"])[0] == "hosta":
             return entry
-    entry = lab.guest(host="hosta", mem=256, fill=32, dirty=48)
+    entry = lab.guest(host="hosta", mem=256, fill=32, dirty=32)
     _busy_guests.append(entry["name"])
     return entry
 
@@ -431,8 +431,27 @@ def test_cancel_aborts_and_the_guest_stays(lab, busy_guest):
     wait_tick_above(console, last_tick(console))
 
 
+def dirty_rate_mib_s(console: str, mib_per_tick: int, ticks: int = 3, timeout: float = 120.0) -> float:
+    """The rate at which a lab guest started with --dirty really dirties its memory on this machine
+    now: lab/guest-init.sh re-writes mib_per_tick MiB between two ticks, however slowly it runs."""
+    deadline = time.monotonic() + timeout
+    first = wait_tick_above(console, last_tick(console), timeout=timeout)
+    started = time.monotonic()
+    while (tick := last_tick(console)) < first + ticks:
+        assert time.monotonic() < deadline, f"the guest stopped ticking at {tick}"
+        time.sleep(0.05)
+    return mib_per_tick * (tick - first) / (time.monotonic() - started)
+
+
 @pytest.mark.lab
-def test_convergence_schedule_runs_in_order_and_aborts(lab, busy_guest):
+def test_convergence_schedule_runs_in_order_and_aborts(lab, fresh_guest):
+    # Whether a migration converges depends on how fast the guest dirties memory against the
+    # bandwidth cap: with the guest faster than the cap, the dirty set never shrinks, so the schedule
+    # must run to its abort. The guest's real rate is measured on this machine, now (a loaded
+    # machine slows the guest), and the cap set at a quarter of it.
+    guest = fresh_guest(host="hosta", mem=384, fill=48, dirty=48)  # 4 slices of 12 MiB a tick
+    rate = dirty_rate_mib_s(guest["console_logs"]["hosta"], mib_per_tick=48)
+    cap = max(1, min(16, int(rate / 4)))
     src_log = lab.host("hosta")["log"]
     offset = log_size(src_log)
     schedule = {
@@ -445,14 +464,15 @@ def test_convergence_schedule_runs_in_order_and_aborts(lab, busy_guest):
     }
     result, reports, seconds = migrate(
         lab,
-        busy_guest["uuid"],
+        guest["uuid"],
         "hosta",
         "hostb",
         BASE_FLAGS,
-        params={"bandwidth": 32},  # MiB/s, below the guest's dirty rate: it never converges
+        params={"bandwidth": cap},  # MiB/s
         schedule=schedule,
-        timeout=90,
+        timeout=90 + 600 / cap,  # the first pass moves ~100 MiB, each later one ~48 MiB
     )
+    print(f"\n[lab] guest dirties {rate:.0f} MiB/s, cap {cap} MiB/s")
     got = [(a["phase"], a["name"], a["params"], a["limit"]) for a in result["actions"]]
     assert got == [
         ("init", "setDowntime", ["100"], None),
@@ -467,7 +487,7 @@ def test_convergence_schedule_runs_in_order_and_aborts(lab, busy_guest):
     assert result["ok"] is False and result["error_code"] == 78
     assert not (result["cancelled"] or result["timed_out"])
     assert_progress_sane(reports)
-    assert_stays_on_source(lab, busy_guest["uuid"], "hosta", "hostb")
+    assert_stays_on_source(lab, guest["uuid"], "hosta", "hostb")
     new_log = log_since(src_log, offset)
     for ms in (100, 150, 200):
         assert f'"downtime-limit":{ms}}}' in new_log, ms

@@ -5,6 +5,7 @@ refresh task, and the guest synced from libvirt as a VM. Idempotent.
 """
 
 import json
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -24,7 +25,9 @@ class Command(BaseCommand):
     help = "Register the lab's hosts and guest in Ferry (after lab/lab.sh up)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--state", default=str(settings.BASE_DIR / "var" / "lab" / "state.json"))
+        # LAB_ID selects the same independent lab as lab/lab.sh does (var/lab-<id>/).
+        lab_dir = f"lab-{os.environ['LAB_ID']}" if os.environ.get("LAB_ID") else "lab"
+        parser.add_argument("--state", default=str(settings.BASE_DIR / "var" / lab_dir / "state.json"))
         parser.add_argument("--cluster", default="lab")
 
     def handle(self, *args, state, cluster, **options):
