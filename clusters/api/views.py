@@ -16,7 +16,7 @@ from clusters.api.serializers import (
 from clusters.filtersets import ClusterFilterSet, HostFilterSet, VMFilterSet
 from clusters.models import VM, Cluster, ClusterLevel, Host
 from clusters.services import CLUSTER_SERVICES, HOST_SERVICES, LEVEL_SERVICES, VM_SERVICES
-from core.api.schema import ErrorSerializer
+from core.api.schema import VALIDATION_ERROR, ErrorSerializer
 from core.api.views import FerryModelViewSet, ListFilterMixin, ServicesViewSetMixin
 from migrations_app.api.serializers import DestinationSerializer, MigrationJobSerializer, PlanSerializer
 from migrations_app.impact import cluster_impact
@@ -54,7 +54,7 @@ class ClusterViewSet(FerryModelViewSet):
 
     @extend_schema(
         parameters=[ImpactQuerySerializer],
-        responses={200: ImpactSerializer, 400: OpenApiResponse(ErrorSerializer)},
+        responses={200: ImpactSerializer, 400: VALIDATION_ERROR},
         filters=False,
     )
     @action(detail=True, methods=["get"])
