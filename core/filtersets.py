@@ -76,9 +76,29 @@ class StrictUUIDFilter(django_filters.UUIDFilter):
     field_class = StrictUUIDField
 
 
+class StableOrderingFilter(django_filters.OrderingFilter):
+    """`?ordering=<field>` or `-<field>` (comma-separated for more than one) over a list's columns.
+
+    Ties are broken by id, so that a page boundary falls in the same place on every request. An
+    unknown field is a 400 (the API) or a form error (the pages), never silently ignored.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label", "Order by")
+        kwargs.setdefault("help_text", "A column, or -column for descending; ties are ordered by id.")
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if value in django_filters.constants.EMPTY_VALUES:
+            return qs
+        ordering = [self.get_ordering_value(param) for param in value]
+        return qs.order_by(*ordering, "pk")
+
+
 class AuditEntryFilterSet(django_filters.FilterSet):
     at_after = StrictDateTimeFilter(field_name="at", lookup_expr="gte")
     at_before = StrictDateTimeFilter(field_name="at", lookup_expr="lt")
+    ordering = StableOrderingFilter(fields=["at", "actor", "action", "object_type"])
 
     class Meta:
         model = AuditEntry

@@ -13,7 +13,7 @@ from clusters.api.serializers import (
     ImpactSerializer,
     VMSerializer,
 )
-from clusters.filtersets import ClusterFilterSet, HostFilterSet, VMFilterSet
+from clusters.filtersets import ClusterFilterSet, ClusterLevelFilterSet, HostFilterSet, VMFilterSet
 from clusters.models import VM, Cluster, ClusterLevel, Host
 from clusters.services import CLUSTER_SERVICES, HOST_SERVICES, LEVEL_SERVICES, VM_SERVICES
 from core.api.schema import VALIDATION_ERROR, ErrorSerializer
@@ -36,6 +36,7 @@ class ClusterLevelViewSet(
 
     queryset = ClusterLevel.objects.all()
     serializer_class = ClusterLevelSerializer
+    filterset_class = ClusterLevelFilterSet
     services = LEVEL_SERVICES
     lookup_field = "level"
 
