@@ -103,3 +103,38 @@ class AuditEntryFilterSet(django_filters.FilterSet):
     class Meta:
         model = AuditEntry
         fields = ["actor", "action", "object_type", "object_id"]
+
+
+class AuditPageFilterSet(AuditEntryFilterSet):
+    """The audit page's filters: the API's, with the object types as a choice and the times as the
+    browser's date-time inputs (in the server's time zone)."""
+
+    object_type = django_filters.ChoiceFilter(
+        choices=[
+            ("cluster", "Cluster"),
+            ("host", "Host"),
+            ("vm", "VM"),
+            ("migrationpolicy", "Migration policy"),
+            ("migrationjob", "Migration"),
+            ("clusterlevel", "Compatibility level"),
+        ],
+        label="Object type",
+        empty_label="Any",
+    )
+    actor = django_filters.CharFilter(label="Who")
+    action = django_filters.CharFilter(label="Action")
+    at_after = django_filters.DateTimeFilter(
+        field_name="at",
+        lookup_expr="gte",
+        label="From",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    at_before = django_filters.DateTimeFilter(
+        field_name="at",
+        lookup_expr="lt",
+        label="Until",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    class Meta(AuditEntryFilterSet.Meta):
+        fields = ["object_type", "actor", "action"]
