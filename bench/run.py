@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Ferry's benchmarks: `make bench` runs `bench/run.py --quick`.
 
-    bench/run.py [--quick] [--only control,dispatch,lab] [--no-docs]
+    bench/run.py [--quick] [--only control,impact,dispatch,lab] [--no-docs]
 
-Runs each benchmark in a process of its own (bench/control_plane.py, bench/dispatch.py,
-bench/lab_migrations.py), prints a readable table, then one line per figure,
+Runs each benchmark in a process of its own (bench/control_plane.py, bench/impact.py,
+bench/dispatch.py, bench/lab_migrations.py), prints a readable table, then one line per figure,
 `FIGURE <name> <value> <unit>`, and writes the full results with the machine's description to
 docs/benchmarks.md and its plots to docs/benchmarks-*.png. Raw results: var/bench/.
 
@@ -48,6 +48,7 @@ GOALS: list[tuple[str, str, str, Any]] = [
     ("api_list_queries_max", "queries", "<= 10, as at 100 VMs", lambda v, r: v <= 10 and v <= r.get("small_max", v)),
     ("api_list_p50_ms", "ms", "<= 50", lambda v, r: v <= 50),
     ("plan_p50_ms", "ms", "<= 20", lambda v, r: v <= 20),
+    ("impact_p50_ms_2000_vms", "ms", "<= 300", lambda v, r: v <= 300),
     ("dispatch_p50_ms", "ms", "<= 100", lambda v, r: v <= 100),
     ("lab_overhead_ratio", "ratio", "<= 1.05", lambda v, r: v <= 1.05),
     ("lab_auto_vs_best_ratio", "ratio", ">= 0.95", lambda v, r: v >= 0.95),
@@ -173,6 +174,16 @@ def run_control(mode: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def run_impact(mode: dict[str, Any]) -> dict[str, Any]:
+    reason = common.database_reachable()
+    if reason:
+        return {"skipped": reason}
+    common.recreate_database()
+    out = OUT / "impact.json"
+    child("impact", "--vms", "2000", "--requests", str(mode["requests"]), "--out", str(out), timeout=900)
+    return json.loads(out.read_text())
+
+
 def run_dispatch(mode: dict[str, Any]) -> dict[str, Any]:
     reason = common.database_reachable() or common.broker_reachable()
     if reason:
@@ -222,6 +233,9 @@ def figures(results: dict[str, Any]) -> dict[str, tuple[Any, str]]:
         if pages:
             fig["page_list_queries_max"] = (max(p.get("queries", 0) for p in pages.values()), "queries")
             fig["page_list_p50_ms_max"] = (max(p.get("p50", 0) for p in pages.values()), "ms")
+    impact = results.get("impact", {})
+    if "ms" in impact:
+        fig["impact_p50_ms_2000_vms"] = (impact["ms"]["p50"], "ms")
     d = results.get("dispatch", {})
     if "dispatch_ms" in d:
         fig["dispatch_p50_ms"] = (d["dispatch_ms"]["p50"], "ms")
@@ -297,7 +311,7 @@ def print_report(rows, fig, results) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions: under 15 minutes on 2 cores")
-    parser.add_argument("--only", default="control,dispatch,lab")
+    parser.add_argument("--only", default="control,impact,dispatch,lab")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md and its plots")
     parser.add_argument(
         "--report-only", action="store_true", help="no benchmark: the table and docs again from var/bench/results.json"
@@ -320,7 +334,7 @@ def main() -> int:
     results: dict[str, Any] = {"mode": mode_name, "parameters": mode, "machine": machine(), "skipped": {}}
     results["started_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     failed = False
-    steps = {"control": run_control, "dispatch": run_dispatch, "lab": run_lab}
+    steps = {"control": run_control, "impact": run_impact, "dispatch": run_dispatch, "lab": run_lab}
     for name in args.only.split(","):
         log(f"--- {name}")
         try:

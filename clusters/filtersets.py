@@ -14,8 +14,16 @@ from clusters.models import (
     VMStatus,
 )
 from core.choices import TriState
-from core.filtersets import StrictBooleanFilter, StrictUUIDFilter
+from core.filtersets import StableOrderingFilter, StrictBooleanFilter, StrictUUIDFilter
 from policies.models import MigrationPolicy
+
+
+class ClusterLevelFilterSet(django_filters.FilterSet):
+    ordering = StableOrderingFilter(fields=["level", "parallel_migrations_supported"])
+
+    class Meta:
+        model = ClusterLevel
+        fields = []
 
 
 class ClusterFilterSet(django_filters.FilterSet):
@@ -25,6 +33,16 @@ class ClusterFilterSet(django_filters.FilterSet):
     parallel_migrations_policy = django_filters.MultipleChoiceFilter(choices=ParallelPolicy.choices)
     migration_encrypted = django_filters.MultipleChoiceFilter(choices=TriState.choices)
     migration_bandwidth = django_filters.MultipleChoiceFilter(choices=Bandwidth.choices)
+    ordering = StableOrderingFilter(
+        fields=[
+            "name",
+            ("compatibility_version__level", "compatibility_version"),
+            ("migration_policy__name", "migration_policy"),
+            "migration_bandwidth",
+            "parallel_migrations_policy",
+            "migration_encrypted",
+        ]
+    )
 
     class Meta:
         model = Cluster
@@ -39,6 +57,9 @@ class HostFilterSet(django_filters.FilterSet):
     cluster = django_filters.ModelMultipleChoiceFilter(queryset=Cluster.objects.all())
     status = django_filters.MultipleChoiceFilter(choices=HostStatus.choices)
     zerocopy = StrictBooleanFilter(method="filter_zerocopy", label="Supports zero-copy")
+    ordering = StableOrderingFilter(
+        fields=["name", ("cluster__name", "cluster"), "address", "status", "capabilities_updated_at"]
+    )
 
     class Meta:
         model = Host
@@ -59,6 +80,18 @@ class VMFilterSet(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=VMStatus.choices)
     migration_policy = django_filters.ModelMultipleChoiceFilter(queryset=MigrationPolicy.objects.all())
     uuid = StrictUUIDFilter()
+    ordering = StableOrderingFilter(
+        fields=[
+            "name",
+            "uuid",
+            "status",
+            ("host__name", "host"),
+            ("host__cluster__name", "cluster"),
+            "memory_mib",
+            "vcpus",
+            ("migration_policy__name", "migration_policy"),
+        ]
+    )
 
     class Meta:
         model = VM

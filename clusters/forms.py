@@ -191,6 +191,7 @@ class ClusterForm(VersionedModelForm):
             bandwidth_custom_mbps=_positive_int(self.value("migration_bandwidth_custom_mbps")),
             encrypted=_choice(self.value("migration_encrypted"), TriState, TriState.INHERIT),
             compressed=_choice(self.value("migration_compressed"), TriState, TriState.INHERIT),
+            auto_converge=_choice(self.value("migration_auto_converge"), TriState, TriState.INHERIT),
             defaults=global_defaults(),
             hosts_without_zerocopy=tuple(
                 h.name for h in hosts if (h.capabilities or {}).get("zerocopy_migrations") is not True

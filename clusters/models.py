@@ -257,6 +257,12 @@ class Host(VersionedModel):
         # Operators run hosts (refresh, maintenance, activate) without change_host, which edits
         # the connection fields: only admins hold that.
         permissions = [("operate_host", "Can refresh hosts, put them into maintenance and activate them")]
+        # Behind the list's sortable columns (?ordering=).
+        indexes = [
+            models.Index(fields=["address"], name="host_address_idx"),
+            models.Index(fields=["status"], name="host_status_idx"),
+            models.Index(fields=["capabilities_updated_at"], name="host_caps_updated_idx"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=HostStatus.values), name="host_status_values"),
         ]
@@ -320,7 +326,13 @@ class VM(_OriginalValuesMixin, VersionedModel):
         verbose_name = "VM"
         verbose_name_plural = "VMs"
         # Lists are ordered by name: without it a page of 100 sorts every VM (bench/: 20,000 VMs).
-        indexes = [models.Index(fields=["name"], name="vm_name_idx")]
+        indexes = [
+            models.Index(fields=["name"], name="vm_name_idx"),
+            # Behind the list's other sortable columns (?ordering=).
+            models.Index(fields=["status"], name="vm_status_idx"),
+            models.Index(fields=["memory_mib"], name="vm_memory_idx"),
+            models.Index(fields=["vcpus"], name="vm_vcpus_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(custom_parallel_migrations__isnull=True)

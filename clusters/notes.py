@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrations_app.resolver import MBIT_PER_CONNECTION, Defaults, PolicyValues
+from migrations_app.resolver import MBIT_PER_CONNECTION, Defaults, PolicyValues, policy_override_message
 from policies.convergence import has_postcopy
 
 NO_DEFAULTS = Defaults()
@@ -37,6 +37,7 @@ def cluster_notes(
     bandwidth_custom_mbps: int | None,
     encrypted: str,
     compressed: str,
+    auto_converge: str = "inherit",
     defaults: Defaults = NO_DEFAULTS,
     hosts_without_zerocopy: tuple[str, ...] = (),
     hosts_without_parallel: tuple[str, ...] = (),
@@ -46,6 +47,13 @@ def cluster_notes(
 
     def note(code: str, message: str) -> None:
         notes.append(Note(code, message))
+
+    for code, setting, cluster_value, policy_value in (
+        ("auto_converge_policy_override", "auto-converge", auto_converge, policy.auto_convergence),
+        ("compression_policy_override", "compression", compressed, policy.migration_compression),
+    ):
+        if "inherit" not in (cluster_value, policy_value) and cluster_value != policy_value:
+            note(code, policy_override_message(setting, policy))
 
     if parallel != "disabled" and not parallel_supported:
         note(

@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from core.views import dashboard
+from core.views import AuditListView, dashboard
 
 urlpatterns = [
     path("", dashboard, name="dashboard"),
     path("", include("ops.urls")),
+    path("audit/", AuditListView.as_view(), name="audit_list"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("config.api_urls")),

@@ -38,8 +38,9 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit log"
         indexes = [
             models.Index(fields=["object_type", "object_id"], name="audit_object_idx"),
-            # Metrics read the reconciler's entries by time (ops.metrics).
-            models.Index(fields=["actor", "at"], name="audit_actor_idx"),
+            # Behind the audit list's filters and sortable columns.
+            models.Index(fields=["actor"], name="audit_actor_idx"),
+            models.Index(fields=["action"], name="audit_action_idx"),
         ]
 
     def __str__(self) -> str:

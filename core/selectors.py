@@ -79,17 +79,63 @@ def object_history(instance: models.Model, *, limit: int = HISTORY_LENGTH) -> li
     """The latest audit entries of one object, newest first, with readable field changes."""
     model = type(instance)
     entries = AuditEntry.objects.filter(object_type=model._meta.model_name, object_id=str(instance.pk))[:limit]
-    history = []
-    for entry in entries:
-        changes = []
-        if entry.before is not None and entry.after is not None:
-            for name in entry.after:
-                changes.append(
-                    FieldChange(
-                        field=_label(model, name),
-                        before=_readable(model, name, entry.before.get(name)),
-                        after=_readable(model, name, entry.after.get(name)),
+    return [HistoryEntry(entry=entry, changes=entry_changes(entry, model)) for entry in entries]
+
+
+def entry_changes(entry: AuditEntry, model: type[models.Model] | None) -> list[FieldChange]:
+    """An update's changes, field by field; a dict field (a host's capabilities) key by key."""
+    if entry.before is None or entry.after is None:
+        return []
+    changes = []
+    for name in entry.after:
+        before, after = entry.before.get(name), entry.after.get(name)
+        label = _label(model, name) if model else name
+        kinds = {type(before), type(after)}
+        if dict in kinds and kinds <= {dict, type(None)}:
+            before, after = before or {}, after or {}
+            for key in sorted(set(before) | set(after)):
+                if before.get(key) != after.get(key):
+                    changes.append(
+                        FieldChange(
+                            field=f"{label} · {key.replace('_', ' ')}",
+                            before=_plain(before.get(key)),
+                            after=_plain(after.get(key)),
+                        )
                     )
-                )
-        history.append(HistoryEntry(entry=entry, changes=changes))
-    return history
+            continue
+        if model is None:
+            changes.append(FieldChange(field=label, before=_plain(before), after=_plain(after)))
+        else:
+            changes.append(
+                FieldChange(field=label, before=_readable(model, name, before), after=_readable(model, name, after))
+            )
+    return changes
+
+
+def _plain(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return str(value)
+
+
+# The audit log's object types, with the page that shows one object of each.
+AUDITED_PAGES = {
+    "cluster": "clusters:cluster_detail",
+    "host": "clusters:host_detail",
+    "vm": "clusters:vm_detail",
+    "migrationpolicy": "policies:policy_detail",
+    "migrationjob": "migrations:job_detail",
+}
+
+
+def audit_model(object_type: str) -> type[models.Model] | None:
+    from django.apps import apps
+
+    for app_label in ("clusters", "policies", "migrations_app", "core"):
+        try:
+            return apps.get_model(app_label, object_type)
+        except LookupError:
+            continue
+    return None

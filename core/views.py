@@ -22,13 +22,15 @@ from django.core.paginator import Paginator
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.views import View
 from django_htmx.http import HttpResponseClientRedirect
 
 from core.audit import Actor
+from core.filtersets import AuditPageFilterSet
 from core.forms import VersionedModelForm, apply_validation_error
-from core.selectors import dashboard_summary, object_history
+from core.models import AuditEntry
+from core.selectors import AUDITED_PAGES, audit_model, dashboard_summary, entry_changes, object_history
 from core.services import ModelServices, StaleVersion, Write
 
 
@@ -339,3 +341,33 @@ class ObjectDeleteView(ServicesViewMixin, View):
             return redirect(self.detail_url_name, pk=obj.pk)
         messages.success(request, f"Deleted {verbose} {obj}.")
         return redirect(self.list_url_name)
+
+
+class AuditListView(ObjectListView):
+    """The audit trail for everyone who may view it: filters by object type, who, action and time;
+    each change field by field, with a link to the object."""
+
+    model = AuditEntry
+    queryset = AuditEntry.objects.all()
+    filterset_class = AuditPageFilterSet
+    template_name = "core/audit_list.html"
+
+    def get_context_data(self, page) -> dict[str, Any]:
+        rows = []
+        for entry in page.object_list:
+            model = audit_model(entry.object_type)
+            url = None
+            if entry.object_type in AUDITED_PAGES and entry.action != "delete":
+                try:
+                    url = reverse(AUDITED_PAGES[entry.object_type], args=[entry.object_id])
+                except NoReverseMatch:
+                    url = None
+            rows.append(
+                {
+                    "entry": entry,
+                    "type": model._meta.verbose_name if model else entry.object_type,
+                    "url": url,
+                    "changes": entry_changes(entry, model),
+                }
+            )
+        return {"rows": rows}

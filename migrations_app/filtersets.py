@@ -1,6 +1,7 @@
 import django_filters
 
 from clusters.models import VM, Host
+from core.filtersets import StableOrderingFilter
 from migrations_app.models import JobState, MigrationJob
 
 
@@ -10,6 +11,18 @@ class MigrationJobFilterSet(django_filters.FilterSet):
     source_host = django_filters.ModelChoiceFilter(queryset=Host.objects.all())
     destination_host = django_filters.ModelChoiceFilter(queryset=Host.objects.all())
     correlation_id = django_filters.CharFilter()
+    ordering = StableOrderingFilter(
+        fields=[
+            "created_at",
+            "started_at",
+            "finished_at",
+            "state",
+            "progress",
+            ("vm__name", "vm"),
+            ("source_host__name", "source_host"),
+            ("destination_host__name", "destination_host"),
+        ]
+    )
 
     class Meta:
         model = MigrationJob

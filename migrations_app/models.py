@@ -69,7 +69,13 @@ class MigrationJob(models.Model):
                 condition=~Q(state=JobState.SUCCEEDED) | Q(progress=100), name="job_succeeded_at_100"
             ),
         ]
-        indexes = [models.Index(fields=["state", "created_at"], name="job_state_idx")]
+        indexes = [
+            models.Index(fields=["state", "created_at"], name="job_state_idx"),
+            # Behind the list's other sortable columns (?ordering=).
+            models.Index(fields=["started_at"], name="job_started_idx"),
+            models.Index(fields=["finished_at"], name="job_finished_idx"),
+            models.Index(fields=["progress"], name="job_progress_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.vm} migration {str(self.id)[:8]}"

@@ -66,6 +66,7 @@ class HostValues:
     link_speed_mbps: int | None = None
     zerocopy_migrations: bool | None = None  # None: not reported yet
     parallel_migrations: bool | None = None
+    name: str = ""  # for the decisions' wording only
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,56 @@ def _bandwidth_mib_s(cluster: ClusterValues, source: HostValues, destination: Ho
     return max(1, (mbps // 8) // max(1, cluster.policy.max_migrations))
 
 
+PARALLEL_LABELS = {DISABLED: "Disabled", AUTO: "Auto", AUTO_PARALLEL: "Auto Parallel", CUSTOM: "Custom"}
+NORMAL_COPY = "will copy memory normally"
+
+
+# Each decision as the reason a group of migrations turns out as it does ("..., because <reason>").
+DECISION_REASONS = {
+    "auto_converge_policy_override": "the migration policy turns auto-converge the other way than the cluster",
+    "compression_policy_override": "the migration policy turns compression the other way than the cluster",
+    "parallel_unsupported_level": "the compatibility version does not support parallel migrations",
+    "zerocopy_unsupported_level": "the compatibility version does not support zero-copy",
+    "zerocopy_disabled_encryption": "they are encrypted",
+    "parallel_enforced": "zero-copy turns parallel connections on",
+    "zerocopy_unsupported_host": "their host has not reported zero-copy support or lacks it",
+    "zerocopy_unsupported_destination": "the destination host does not support zero-copy",
+    "parallel_unsupported_host": "their host does not support parallel migrations",
+    "parallel_unsupported_destination": "the destination host does not support parallel migrations",
+    "parallel_fallback": "the bandwidth gives too few automatic parallel connections, or is not known",
+    "compression_disabled": "a parallel migration is not compressed",
+    "postcopy_removed": "a parallel migration cannot switch to post-copy",
+}
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
+def _host(role: str, host: HostValues) -> str:
+    return f"The {role} host {host.name}" if host.name else f"The {role} host"
+
+
+def policy_override_message(setting: str, policy: PolicyValues) -> str:
+    value = (policy.auto_convergence if setting == "auto-converge" else policy.migration_compression) == TRUE
+    return (
+        f"The migration policy {policy.name} turns {setting} {_on_off(value)}, so this migration runs with "
+        f"{setting} {_on_off(value)} although the cluster's setting is {_on_off(not value)}."
+    )
+
+
+def _fallback_reason(bandwidth: int | None, automatic: int | None, vcpus: int, how: str) -> str:
+    if automatic is None:
+        return (
+            "The number of parallel connections is worked out from the migration bandwidth, which is not known "
+            f"here (the hypervisor's default, or a link speed that was not reported), so this migration {how}."
+        )
+    return (
+        f"At {bandwidth} MiB/s and {vcpus} vCPUs only {automatic} parallel connection(s) would be used "
+        f"(one per {MBIT_PER_CONNECTION // 1024} Gbit/s, at most one per vCPU), so this migration {how}."
+    )
+
+
 def resolve_plan(
     *,
     vm: VMValues,
@@ -152,6 +203,8 @@ def resolve_plan(
     destination: HostValues,
     defaults: Defaults = Defaults(),
 ) -> Plan:
+    """The plan, with a decision (a stable code and a plain sentence) for every value that differs
+    from what the admin set on the cluster or the VM, or that the hosts' reports limit."""
     decisions: list[Decision] = []
 
     def decide(code: str, message: str) -> None:
@@ -160,13 +213,17 @@ def resolve_plan(
     policy = vm.policy or cluster.policy
     level = cluster.compatibility_version
     encrypted = _tri(vm.migration_encrypted, _tri(cluster.migration_encrypted, defaults.encrypted))
-    if policy.auto_convergence == INHERIT:
-        auto_converge = _tri(cluster.migration_auto_converge, defaults.auto_converge)
-    else:
+    # A policy's own value wins; it is a decision when the admin set the cluster otherwise
+    # (a cluster left to "inherit" takes the policy's value, or the global default without one).
+    auto_converge = _tri(cluster.migration_auto_converge, defaults.auto_converge)
+    if policy.auto_convergence != INHERIT:
+        if cluster.migration_auto_converge != INHERIT and policy.auto_convergence != cluster.migration_auto_converge:
+            decide("auto_converge_policy_override", policy_override_message("auto-converge", policy))
         auto_converge = policy.auto_convergence == TRUE
-    if policy.migration_compression == INHERIT:
-        compressed = _tri(cluster.migration_compressed, defaults.compressed)
-    else:
+    compressed = _tri(cluster.migration_compressed, defaults.compressed)
+    if policy.migration_compression != INHERIT:
+        if cluster.migration_compressed != INHERIT and policy.migration_compression != cluster.migration_compressed:
+            decide("compression_policy_override", policy_override_message("compression", policy))
         compressed = policy.migration_compression == TRUE
 
     if vm.parallel_migrations_policy != INHERIT:
@@ -176,8 +233,8 @@ def resolve_plan(
     if not cluster.parallel_migrations_supported and parallel != DISABLED:
         decide(
             "parallel_unsupported_level",
-            f"Compatibility version {level} does not support parallel migrations: "
-            f"the parallel setting '{parallel}' is ignored.",
+            f"Compatibility version {level} does not support parallel migrations, so the parallel setting "
+            f"{PARALLEL_LABELS.get(parallel, parallel)} is ignored and this migration is not parallel.",
         )
         parallel = DISABLED
 
@@ -186,33 +243,47 @@ def resolve_plan(
         if not cluster.parallel_migrations_supported:
             decide(
                 "zerocopy_unsupported_level",
-                f"Compatibility version {level} does not support parallel migrations, so zero-copy is not used.",
+                f"The migration policy {policy.name} uses zero-copy, but compatibility version {level} does not "
+                f"support parallel migrations, so this migration {NORMAL_COPY}.",
             )
         elif encrypted:
-            decide("zerocopy_disabled_encryption", "Migration encryption is on, so zero-copy is not enabled.")
+            decide(
+                "zerocopy_disabled_encryption",
+                f"This migration is encrypted and zero-copy cannot be encrypted, so it {NORMAL_COPY}.",
+            )
         else:
             zerocopy = True
     if zerocopy and parallel in (DISABLED, AUTO):
         decide(
             "parallel_enforced",
-            f"Parallel migrations were '{parallel}'; they are enabled with an automatic number "
-            "of connections because zero-copy needs them.",
+            f"Zero-copy needs parallel connections, so this migration uses them (Auto Parallel) although "
+            f"parallel migrations are set to {PARALLEL_LABELS[parallel]}.",
         )
         parallel = AUTO_PARALLEL
     if zerocopy and source.zerocopy_migrations is not True:
-        reported = "has not reported its capabilities" if source.zerocopy_migrations is None else "does not"
+        if source.zerocopy_migrations is None:
+            reason = f"{_host('source', source)} has not reported whether it supports zero-copy"
+        else:
+            reason = f"{_host('source', source)} does not support zero-copy"
+        decide("zerocopy_unsupported_host", f"{reason}, so this migration {NORMAL_COPY}.")
+        zerocopy = False
+    if zerocopy and destination.zerocopy_migrations is False:
         decide(
-            "zerocopy_unsupported_host",
-            f"API call mismatch: the source host {reported} support zero-copy migrations; migrating without zero-copy.",
+            "zerocopy_unsupported_destination",
+            f"{_host('destination', destination)} does not support zero-copy, so this migration {NORMAL_COPY}.",
         )
         zerocopy = False
-    if parallel != DISABLED and source.parallel_migrations is False:
-        decide(
-            "parallel_unsupported_host",
-            "The source host does not support parallel migrations: migrating without parallel "
-            "connections" + (" or zero-copy." if zerocopy else "."),
-        )
-        parallel, zerocopy = DISABLED, False
+    for code, role, host in (
+        ("parallel_unsupported_host", "source", source),
+        ("parallel_unsupported_destination", "destination", destination),
+    ):
+        if parallel != DISABLED and host.parallel_migrations is False:
+            also = f" and {NORMAL_COPY}" if zerocopy else ""
+            decide(
+                code,
+                f"{_host(role, host)} does not support parallel migrations, so this migration is not parallel{also}.",
+            )
+            parallel, zerocopy = DISABLED, False
 
     bandwidth = _bandwidth_mib_s(cluster, source, destination)
 
@@ -223,26 +294,27 @@ def resolve_plan(
         automatic = min(bandwidth * 8 // MBIT_PER_CONNECTION, vm.vcpus) if bandwidth else None
         if automatic is not None and automatic >= 2:
             connections = min(automatic, MAX_CONNECTIONS)
+        elif parallel == AUTO_PARALLEL:
+            connections = 2
+            decide("parallel_fallback", _fallback_reason(bandwidth, automatic, vm.vcpus, "uses 2 connections"))
         else:
-            why = (
-                f"the automatic count is {automatic} ({bandwidth} MiB/s, {vm.vcpus} vCPUs)"
-                if automatic is not None
-                else "no bandwidth figure is known to derive it from"
-            )
-            if parallel == AUTO_PARALLEL:
-                connections = 2
-                decide("parallel_fallback", f"Parallel connections: {why}, so 2 connections are used.")
-            else:
-                decide("parallel_fallback", f"Parallel connections: {why}, so the migration is not parallel.")
+            decide("parallel_fallback", _fallback_reason(bandwidth, automatic, vm.vcpus, "is not parallel"))
 
     is_parallel = connections is not None
     drop_postcopy = False
     if is_parallel:
         if compressed:
-            decide("compression_disabled", "Compression is switched off because the migration is parallel.")
+            decide(
+                "compression_disabled",
+                "A parallel migration cannot be compressed, so this migration is not compressed.",
+            )
             compressed = False
         if has_postcopy(policy.convergence):
-            decide("postcopy_removed", "Post-copy steps are removed because the migration is parallel.")
+            decide(
+                "postcopy_removed",
+                f"The migration policy {policy.name} switches to post-copy when a migration stalls, which a "
+                "parallel migration cannot do, so those steps are left out.",
+            )
             drop_postcopy = True
     schedule = plan_schedule(policy.convergence, drop_postcopy=drop_postcopy)
     post_copy = any(step["action"]["name"] == "postcopy" for step in schedule["stalling"])

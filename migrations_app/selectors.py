@@ -47,6 +47,7 @@ def host_values(host: Host) -> HostValues:
         link_speed_mbps=caps.get("link_speed_mbps"),
         zerocopy_migrations=caps.get("zerocopy_migrations"),
         parallel_migrations=caps.get("parallel_migrations"),
+        name=host.name,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
@@ -12,16 +14,20 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from clusters.models import VM
+from clusters.api.serializers import ImpactQuerySerializer
+from clusters.models import VM, Cluster
 from core.audit import Actor
 from core.forms import apply_validation_error
 from core.views import ObjectListView, page_login_required
 from migrations_app import services
 from migrations_app.filtersets import MigrationJobFilterSet
 from migrations_app.forms import MigrateForm
+from migrations_app.impact import PROPOSABLE_FIELDS, cluster_impact
 from migrations_app.models import ACTIVE_STATES, MigrationJob
 from migrations_app.selectors import job_list, job_waiting, migration_plan, vm_for_planning
 from migrations_app.services import MigrationConflict
+
+SHOWN_VMS = 200  # per group on the page; the API lists them all
 
 
 def _planning_vm(pk) -> VM:
@@ -124,3 +130,27 @@ def job_cancel(request, pk):
         else:
             messages.success(request, "Migration cancelled.")
     return redirect("migrations:job_detail", pk=job.pk)
+
+
+@require_GET
+@page_login_required
+@permission_required("clusters.view_cluster", raise_exception=True)
+def cluster_impact_preview(request, pk):
+    """What the cluster's VMs' next migrations would do with the values now in the cluster form
+    (an htmx fragment; the form's other inputs are ignored)."""
+    cluster = get_object_or_404(Cluster.objects.select_related("compatibility_version", "migration_policy"), pk=pk)
+    query = ImpactQuerySerializer(data={k: v for k, v in request.GET.items() if k in PROPOSABLE_FIELDS})
+    context: dict = {"cluster": cluster, "impact": None, "invalid": False}
+    if query.is_valid():
+        try:
+            context["impact"] = cluster_impact(cluster=cluster, proposed=query.validated_data)
+        except ValidationError:
+            context["invalid"] = True
+    else:
+        context["invalid"] = True
+    if context["impact"]:
+        names = dict(VM.objects.filter(host__cluster=cluster).values_list("pk", "name"))
+        for group in context["impact"]["groups"]:
+            group["members"] = [(vm_id, names.get(uuid.UUID(vm_id), vm_id)) for vm_id in group["vms"][:SHOWN_VMS]]
+            group["more"] = max(0, group["count"] - SHOWN_VMS)
+    return render(request, "migrations_app/_impact.html", context)

@@ -4,7 +4,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from clusters.models import Cluster, ClusterLevel
-from core.filtersets import StrictBooleanFilter
+from core.filtersets import StableOrderingFilter, StrictBooleanFilter
 from policies.models import MigrationPolicy
 
 
@@ -20,6 +20,7 @@ class MigrationPolicyFilterSet(django_filters.FilterSet):
     )
     builtin = StrictBooleanFilter()
     zerocopy = StrictBooleanFilter()
+    ordering = StableOrderingFilter(fields=["name", "builtin", "max_migrations", "zerocopy"])
 
     class Meta:
         model = MigrationPolicy

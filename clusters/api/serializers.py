@@ -2,9 +2,20 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from clusters.models import VM, Cluster, ClusterLevel, Host, address_validator, libvirt_uri_validator
+from clusters.models import (
+    VM,
+    Bandwidth,
+    Cluster,
+    ClusterLevel,
+    Host,
+    ParallelPolicy,
+    address_validator,
+    libvirt_uri_validator,
+)
 from core.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField, ecma_regex
 from core.api.serializers import FerryModelSerializer
+from core.choices import TriState
+from policies.models import MigrationPolicy
 
 VERSION_STRING = RegexValidator(r"^[A-Za-z0-9_.+~-]+\Z", "A version string such as 9.0.0.")
 ADDRESS = ecma_regex(address_validator)
@@ -43,6 +54,52 @@ class ClusterSerializer(FerryModelSerializer):
             "version",
         ]
         read_only_fields = ["id", "version"]
+
+
+class ImpactQuerySerializer(serializers.Serializer):
+    """Proposed cluster settings, as query parameters; each one left out keeps the cluster's value."""
+
+    compatibility_version = serializers.SlugRelatedField(
+        slug_field="level", queryset=ClusterLevel.objects.all(), required=False
+    )
+    migration_policy = serializers.PrimaryKeyRelatedField(queryset=MigrationPolicy.objects.all(), required=False)
+    migration_bandwidth = serializers.ChoiceField(choices=Bandwidth.choices, required=False)
+    migration_bandwidth_custom_mbps = serializers.IntegerField(
+        min_value=1, max_value=10_000_000, required=False, allow_null=True
+    )
+    migration_auto_converge = serializers.ChoiceField(choices=TriState.choices, required=False)
+    migration_compressed = serializers.ChoiceField(choices=TriState.choices, required=False)
+    migration_encrypted = serializers.ChoiceField(choices=TriState.choices, required=False)
+    parallel_migrations_policy = serializers.ChoiceField(choices=ParallelPolicy.choices, required=False)
+    custom_parallel_migrations = serializers.IntegerField(min_value=2, max_value=255, required=False, allow_null=True)
+
+    def to_internal_value(self, data):
+        unknown = set(data) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError({name: "Unknown parameter." for name in sorted(unknown)})
+        # An empty number in a query string means "none".
+        data = {
+            name: (None if value == "" and name.endswith(("_mbps", "_migrations")) else value)
+            for name, value in data.items()
+        }
+        return super().to_internal_value(data)
+
+
+class ImpactGroupSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    vms = serializers.ListField(child=serializers.UUIDField())
+    zerocopy = serializers.BooleanField()
+    parallel = serializers.BooleanField()
+    codes = serializers.ListField(child=serializers.CharField())
+    outcome = serializers.CharField()
+    reasons = serializers.ListField(child=serializers.CharField())
+    label = serializers.CharField()
+
+
+class ImpactSerializer(serializers.Serializer):
+    total_vms = serializers.IntegerField()
+    policy = serializers.DictField(child=serializers.CharField())
+    groups = ImpactGroupSerializer(many=True)
 
 
 class CapabilitiesSerializer(serializers.Serializer):

@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -8,14 +9,17 @@ from clusters.api.serializers import (
     ClusterLevelSerializer,
     ClusterSerializer,
     HostSerializer,
+    ImpactQuerySerializer,
+    ImpactSerializer,
     VMSerializer,
 )
-from clusters.filtersets import ClusterFilterSet, HostFilterSet, VMFilterSet
+from clusters.filtersets import ClusterFilterSet, ClusterLevelFilterSet, HostFilterSet, VMFilterSet
 from clusters.models import VM, Cluster, ClusterLevel, Host
 from clusters.services import CLUSTER_SERVICES, HOST_SERVICES, LEVEL_SERVICES, VM_SERVICES
-from core.api.schema import ErrorSerializer
+from core.api.schema import VALIDATION_ERROR, ErrorSerializer
 from core.api.views import FerryModelViewSet, ListFilterMixin, ServicesViewSetMixin
 from migrations_app.api.serializers import DestinationSerializer, MigrationJobSerializer, PlanSerializer
+from migrations_app.impact import cluster_impact
 from migrations_app.selectors import migration_plan, vm_for_planning
 from migrations_app.services import check_destination_in_cluster, migration_start
 
@@ -32,6 +36,7 @@ class ClusterLevelViewSet(
 
     queryset = ClusterLevel.objects.all()
     serializer_class = ClusterLevelSerializer
+    filterset_class = ClusterLevelFilterSet
     services = LEVEL_SERVICES
     lookup_field = "level"
 
@@ -47,6 +52,24 @@ class ClusterViewSet(FerryModelViewSet):
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilterSet
     services = CLUSTER_SERVICES
+
+    @extend_schema(
+        parameters=[ImpactQuerySerializer],
+        responses={200: ImpactSerializer, 400: VALIDATION_ERROR},
+        filters=False,
+    )
+    @action(detail=True, methods=["get"])
+    def impact(self, request, pk=None):
+        """What every VM's next migration would do under the proposed settings (nothing is saved),
+        grouped by outcome: zero-copy or not, and the decisions that made it so."""
+        cluster = self.get_object()
+        query = ImpactQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        try:
+            impact = cluster_impact(cluster=cluster, proposed=query.validated_data)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.message_dict) from error
+        return Response(impact)
 
 
 class RefreshAcceptedSerializer(serializers.Serializer):

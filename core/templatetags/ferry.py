@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.utils.html import format_html
 
 register = template.Library()
 
@@ -105,3 +106,30 @@ def shows(form, spec: str) -> bool:
     """form|shows:"migration_bandwidth=custom": whether that field currently has one of the values."""
     name, _, values = spec.partition("=")
     return str(form[name].value()) in values.split("|")
+
+
+@register.simple_tag(takes_context=True)
+def sort_header(context, label: str, field: str, css: str = "") -> str:
+    """A column header that sorts the list by `field` (?ordering=), and the other way when it
+    already does; the current order is announced with aria-sort."""
+    request = context["request"]
+    current = request.GET.get("ordering", "")
+    if current == field:
+        state, following = "ascending", f"-{field}"
+    elif current == f"-{field}":
+        state, following = "descending", field
+    else:
+        state, following = "none", field
+    query = request.GET.copy()
+    query.pop("page", None)
+    query["ordering"] = following
+    mark = {"ascending": "▲", "descending": "▼", "none": ""}[state]
+    return format_html(
+        '<th class="{}" aria-sort="{}"><a class="sort" href="?{}">{}'
+        '<span class="sort-mark" aria-hidden="true">{}</span></a></th>',
+        " ".join(filter(None, ["sortable", css])),
+        state,
+        query.urlencode(),
+        label,
+        mark,
+    )

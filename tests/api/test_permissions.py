@@ -164,6 +164,12 @@ ROUTES = [
         },
     ),
     Route(
+        "cluster-impact",
+        "clusters.cluster",
+        lambda e: f"/api/clusters/{e.cluster.pk}/impact/?migration_encrypted=true",
+        {"GET": Allowed(200)},
+    ),
+    Route(
         "vm-migration-plan",
         "clusters.vm",
         lambda e: f"/api/vms/{e.vm.pk}/migration-plan/?destination_host={e.destination.pk}",
@@ -220,7 +226,7 @@ def expected_status(role: str, route: Route, method: str) -> int:
 
 
 def test_the_matrix_covers_every_role_endpoint_and_method():
-    assert len(MATRIX) == len(ROLES) * len(ROUTES) * len(METHODS) == 5 * 20 * 5
+    assert len(MATRIX) == len(ROLES) * len(ROUTES) * len(METHODS) == 5 * 21 * 5
     record(
         "permission_matrix", f"{len(ROLES)} roles x {len(ROUTES)} endpoints x {len(METHODS)} methods = {len(MATRIX)}"
     )

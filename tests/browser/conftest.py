@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 from django.test import Client
+from playwright.sync_api import sync_playwright
 
 from clusters.models import Host
 from tests.pages.world import build_world, read_only_user
@@ -42,10 +43,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-# Playwright's sync API marks its event loop as running in this thread, so Django would refuse the
-# ORM calls these tests and their fixtures make themselves, which are still plain synchronous calls.
-# Allowed around the browser tests only (these hooks run for the items under tests/browser/): not
-# for the other tests, nor for the Celery workers (tests/worker_fixtures.py starts them without it).
+# While Playwright runs, its sync API keeps its event loop marked as running in this thread (between
+# its calls too), so Django would refuse the ORM calls these tests and their fixtures make, which are
+# still plain synchronous calls. Allowed around the browser tests only (these hooks run for the items
+# under tests/browser/), and Playwright stops after this package (the fixtures below), so neither the
+# tests after these nor the Celery workers (tests/worker_fixtures.py) run with the allowance.
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
 
@@ -74,18 +76,18 @@ def _serialized_test_databases(django_db_setup, django_db_blocker) -> dict:
 
 
 @pytest.fixture(scope="session")
-def playwright(_serialized_test_databases, playwright):
+def _serialized_databases_on_the_class(_serialized_test_databases):
     """Playwright's sync API resumes the test from asyncio callbacks, in a fresh contextvars context,
     where Django makes new connection objects. serialized_rollback looks for the serialized database
-    on the connection object, so keep it on the connection class while Playwright runs; otherwise
-    every transactional test after the first one, here and in later test modules, would start with
-    the rows of the data migrations (levels, built-in policies) flushed away."""
+    on the connection object, so keep it on the connection class from here on; otherwise every
+    transactional test after the first one, here and in later test modules, would start with the
+    rows of the data migrations (levels, built-in policies) flushed away."""
     classes = {}
     for alias, contents in _serialized_test_databases.items():
         wrapper_class = type(connections[alias])
         classes[wrapper_class] = wrapper_class.__dict__.get("_test_serialized_contents")
         wrapper_class._test_serialized_contents = contents
-    yield playwright
+    yield
     for wrapper_class, previous in classes.items():
         if previous is None:
             del wrapper_class._test_serialized_contents
@@ -93,14 +95,45 @@ def playwright(_serialized_test_databases, playwright):
             wrapper_class._test_serialized_contents = previous
 
 
+@pytest.fixture(scope="package")
+def playwright(_serialized_databases_on_the_class):
+    """Playwright for this package only (pytest-playwright keeps it for the whole session): once it
+    stops, its event loop is no longer marked as running in this thread."""
+    started = sync_playwright().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="package")
+def browser_type(playwright, browser_name):
+    return getattr(playwright, browser_name)
+
+
+@pytest.fixture(scope="package")
+def launch_browser(browser_type_launch_args, browser_type):
+    return lambda **kwargs: browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+
+@pytest.fixture(scope="package")
+def browser(launch_browser):
+    started = launch_browser()
+    yield started
+    started.close()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": WIDE, "locale": "en-US"}
+@pytest.fixture(scope="package")
+def browser_context_args(pytestconfig, _pw_artifacts_folder):
+    """pytest-playwright's (whose own version needs its session-wide Playwright): its --video option,
+    with Ferry's viewport and locale."""
+    args = {"viewport": WIDE, "locale": "en-US"}
+    if pytestconfig.getoption("--video") in ("on", "retain-on-failure"):
+        args["record_video_dir"] = _pw_artifacts_folder.name
+    return args
 
 
 @pytest.fixture

@@ -108,8 +108,8 @@ TRI = ["inherit", "true", "false"]
 def test_the_notes_name_exactly_the_decisions_the_resolver_makes(policy):
     """Where the outcome does not depend on the hosts' link speed, notes and plan agree code for code."""
     host = HostValues("10.0.0.1", "qemu+tls://h/system", 100_000, True, True)
-    for (level, supported), parallel, (bandwidth, mbps), encrypted, compressed in itertools.product(
-        LEVELS, PARALLEL, BANDWIDTH, TRI, TRI
+    for (level, supported), parallel, (bandwidth, mbps), encrypted, compressed, auto_converge in itertools.product(
+        LEVELS, PARALLEL, BANDWIDTH, TRI, TRI, TRI
     ):
         cluster = ClusterValues(
             level,
@@ -117,7 +117,7 @@ def test_the_notes_name_exactly_the_decisions_the_resolver_makes(policy):
             policy,
             bandwidth,
             mbps,
-            "inherit",
+            auto_converge,
             compressed,
             encrypted,
             parallel,
@@ -136,6 +136,7 @@ def test_the_notes_name_exactly_the_decisions_the_resolver_makes(policy):
                 bandwidth_custom_mbps=mbps,
                 encrypted=encrypted,
                 compressed=compressed,
+                auto_converge=auto_converge,
             )
         ]
-        assert got == expected, (level, parallel, bandwidth, mbps, encrypted, compressed)
+        assert got == expected, (level, parallel, bandwidth, mbps, encrypted, compressed, auto_converge)

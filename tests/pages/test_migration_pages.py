@@ -26,7 +26,7 @@ def test_the_preview_fragment_explains_each_decision(admin_client, world):
     ).content.decode()
     assert "<html" not in fragment
     assert "VIR_MIGRATE_ZEROCOPY" in fragment and "VIR_MIGRATE_PARALLEL" in fragment
-    assert "parallel_enforced" in fragment and "zero-copy needs them" in fragment
+    assert "parallel_enforced" in fragment and "Zero-copy needs parallel connections" in fragment
     assert "parallel.connections = 9" in fragment  # 100 Gbit/s: one per 10 Gbit/s, below 16 vCPUs
 
 

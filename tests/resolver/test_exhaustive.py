@@ -36,6 +36,10 @@ KNOWN_CODES = {
     "compression_disabled",
     "postcopy_removed",
     "parallel_fallback",
+    "compression_policy_override",
+    "auto_converge_policy_override",
+    "zerocopy_unsupported_destination",
+    "parallel_unsupported_destination",
 }
 
 
@@ -72,7 +76,7 @@ def seed_rule_violations(case: dict, plan: dict) -> list[str]:
     if policy.zerocopy and level_parallel and encrypted and "zerocopy_disabled_encryption" not in codes:
         problems.append("missing zerocopy_disabled_encryption")
     if wants_zerocopy and case["host_zerocopy"] is not True and "zerocopy_unsupported_host" not in codes:
-        problems.append("missing zerocopy_unsupported_host (API call mismatch)")
+        problems.append("missing zerocopy_unsupported_host")
     if policy.zerocopy and not level_parallel and "zerocopy_unsupported_level" not in codes:
         problems.append("missing zerocopy_unsupported_level")
     effective = case["vm_parallel"][0] if case["vm_parallel"][0] != "inherit" else case["cluster_parallel"][0]

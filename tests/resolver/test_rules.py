@@ -141,7 +141,9 @@ def test_source_host_without_zerocopy_is_an_api_mismatch_and_the_migration_proce
     plan = plan_for(policy=VLVM, source={"zerocopy_migrations": False, "parallel_migrations": True})
     assert plan["zerocopy"] is False
     assert codes(plan) == ["parallel_enforced", "zerocopy_unsupported_host", "parallel_fallback"]
-    assert "API call mismatch" in plan["decisions"][1]["message"]
+    assert plan["decisions"][1]["message"] == (
+        "The source host does not support zero-copy, so this migration will copy memory normally."
+    )
     assert plan["parallel_connections"] == 2  # parallel connections enforced for zero-copy stay
 
 
