@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DJANGO_SETTINGS_MODULE ?= config.settings
 
-.PHONY: help setup setup-dev setup-test setup-lab lock run test lint format checks lab lab-down bench
+.PHONY: help setup setup-dev setup-test setup-lab lock run test lint format checks typecheck lab lab-down bench
 
 help:
 	@echo "make run       start Ferry (SQLite, embedded broker) on http://127.0.0.1:8000/"
@@ -48,7 +48,11 @@ format: setup-dev
 checks: setup
 	$(PY) manage.py makemigrations --check --dry-run
 
-test: setup-test lint checks
+# mypy with django-stubs and djangorestframework-stubs over the application code (pyproject.toml).
+typecheck: setup-dev
+	$(VENV)/bin/mypy
+
+test: setup-test lint checks typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lab: setup-lab

@@ -61,7 +61,7 @@ def audit_record(
         actor=actor.name,
         user=actor.user,
         action=action,
-        object_type=instance._meta.model_name,
+        object_type=instance._meta.model_name or "",
         object_id=str(instance.pk),
         object_repr=str(instance)[:200],
         before=before,
