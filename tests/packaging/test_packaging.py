@@ -148,3 +148,53 @@ def test_pip_install_agent_extra_in_an_empty_venv_gives_a_working_agent_and_no_t
     server = subprocess.run([venv / "bin/ferry", "run"], cwd=work, env=env, capture_output=True, text=True)
     assert server.returncode != 0
     assert "server extra" in server.stderr
+
+
+@pytest.mark.slow
+def test_make_run_from_a_fresh_clone_sets_up_without_test_tools_and_serves(tmp_path):
+    """What a new user does: clone, `make run`. The set-up installs the server from the lock and
+    no test tool; Ferry then answers /health/. (FERRY_SKIP_APT: this test never installs system
+    packages; `make run` installs none anyway.)"""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    clone = tmp_path / "ferry"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "PYTEST", "VIRTUAL_ENV"))}
+    env = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "FERRY_HOST_QUEUES")}
+    env |= {"FERRY_SKIP_APT": "1", "FERRY_PYTHON": sys.executable, "FERRY_BIND": f"127.0.0.1:{port}"}
+    log = (tmp_path / "run.log").open("w")
+    process = subprocess.Popen(
+        ["make", "run"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 540
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=5) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()[-3000:]
+                time.sleep(1)
+        installed = subprocess.run(
+            [clone / ".venv/bin/pip", "list", "--format=freeze"], capture_output=True, text=True, check=True
+        ).stdout
+        names = {canonical(line.split("==")[0]) for line in installed.split()}
+        assert {"django", "gunicorn", "celery", "django-prometheus"} <= names
+        assert not TEST_TOOLS & names, f"make run installed test tools: {TEST_TOOLS & names}"
+        assert (clone / ".venv/bin/ferry").exists()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        log.close()
