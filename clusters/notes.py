@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migrations_app.resolver import MBIT_PER_CONNECTION, Defaults, PolicyValues, policy_override_message
-from policies.convergence import has_postcopy
+from policies.convergence import has_postcopy, has_schedule
 
 NO_DEFAULTS = Defaults()
 PARALLEL_LABELS = {"disabled": "Disabled", "auto": "Auto", "auto_parallel": "Auto Parallel", "custom": "Custom"}
@@ -121,6 +121,12 @@ def cluster_notes(
                 f"{policy.name} switches to post-copy when a migration stalls, which parallel migrations "
                 f"cannot do: those steps are removed{when}.",
             )
+    if not has_schedule(policy.convergence):
+        note(
+            "hypervisor_schedule",
+            f"{policy.name} sets no convergence schedule: the hypervisor's own is used (downtime from "
+            "101 ms to 500 ms, and a migration still running after 42 memory passes is stopped).",
+        )
     return notes
 
 

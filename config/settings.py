@@ -240,7 +240,12 @@ CELERY_TIMEZONE = TIME_ZONE
 # own host. With FERRY_HOST_QUEUES=false everything goes to the default queue (single machine).
 FERRY_HOST_QUEUES = env_bool("FERRY_HOST_QUEUES", True)
 # Hard limit for one libvirt migration call, and the age after which the reconciler ends a job.
-FERRY_MIGRATION_TIMEOUT_S = int(os.environ.get("FERRY_MIGRATION_TIMEOUT_S", "3600"))
+# No total limit on a migration by default (Vdsm has none): it ends by its convergence schedule,
+# considered once per pulse, by cancel, or by the stall watchdog (no new low of the data still to
+# send for that long). FERRY_MIGRATION_TIMEOUT_S > 0 adds a hard limit.
+FERRY_MIGRATION_TIMEOUT_S = float(os.environ.get("FERRY_MIGRATION_TIMEOUT_S", "0"))
+FERRY_MIGRATION_PULSE_S = float(os.environ.get("FERRY_MIGRATION_PULSE_S", "10"))
+FERRY_MIGRATION_STALL_S = float(os.environ.get("FERRY_MIGRATION_STALL_S", "600"))
 FERRY_RECONCILE_AFTER_S = int(os.environ.get("FERRY_RECONCILE_AFTER_S", "7200"))
 FERRY_CAPABILITIES_INTERVAL_S = int(os.environ.get("FERRY_CAPABILITIES_INTERVAL_S", "300"))
 CELERY_BEAT_SCHEDULE = {

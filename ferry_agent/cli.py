@@ -52,9 +52,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--migration-timeout",
         type=float,
-        default=3600.0,
+        default=0.0,
         metavar="SECONDS",
-        help="hard limit of one libvirt migration call (default 3600)",
+        help="hard limit of one libvirt migration call (default 0: none, as in Vdsm; a migration ends by "
+        "its schedule, by cancel or by the stall watchdog)",
+    )
+    p.add_argument(
+        "--migration-pulse",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often the convergence schedule is considered (Vdsm's migration_monitor_interval; default 10)",
+    )
+    p.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="abort a migration whose remaining data reached no new low for this long (default 600; 0: off)",
     )
     p.add_argument("--ca-file", help="CA certificates to verify FERRY_URL's certificate with (default: the system's)")
     p.add_argument(
@@ -142,7 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     from ferry_agent.celery_app import agent_app
     from ferry_agent.runner import Agent
 
-    agent = Agent(host_id=host_id, client=client, uris=uris, migration_timeout_s=args.migration_timeout)
+    agent = Agent(
+        host_id=host_id,
+        client=client,
+        uris=uris,
+        migration_timeout_s=args.migration_timeout or None,
+        migration_pulse_s=args.migration_pulse,
+        migration_stall_s=args.stall_timeout or None,
+    )
     app = agent_app(env["CELERY_BROKER_URL"], agent)
     app.worker_main(
         argv=[

@@ -35,7 +35,9 @@ def local_agent(host_id: str) -> Agent:
         host_id=host_id,
         client=LocalClient(host_id),
         uris=uri_policy(),
-        migration_timeout_s=float(settings.FERRY_MIGRATION_TIMEOUT_S),
+        migration_timeout_s=float(settings.FERRY_MIGRATION_TIMEOUT_S) or None,
+        migration_pulse_s=float(settings.FERRY_MIGRATION_PULSE_S),
+        migration_stall_s=float(settings.FERRY_MIGRATION_STALL_S) or None,
     )
 
 

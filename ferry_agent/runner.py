@@ -25,7 +25,17 @@ LIBVIRT_TIMEOUT_S = 30.0
 PROGRESS_INTERVAL_S = 0.5
 ACTIVE_DOMAIN_STATES = ("up", "paused", "migrating")
 CLAIM_STARTED, CLAIM_BUSY = "started", "busy"
-RESULT_KEYS = ("ok", "error_code", "error_message", "cancelled", "timed_out", "aborted_by_schedule", "seconds")
+RESULT_KEYS = (
+    "ok",
+    "error_code",
+    "error_message",
+    "cancelled",
+    "timed_out",
+    "stalled",
+    "aborted_by_schedule",
+    "postcopy_started",
+    "seconds",
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,12 @@ class Agent:
     host_id: str
     client: Client
     uris: UriPolicy = field(default_factory=UriPolicy)
-    migration_timeout_s: float = 3600.0
+    #: No total limit by default (Vdsm has none): a migration ends by its schedule, cancel or the
+    #: stall watchdog. A number is a hard limit on one libvirt migration call.
+    migration_timeout_s: float | None = None
+    #: The schedule's pulse (Vdsm's migration_monitor_interval) and the stall watchdog.
+    migration_pulse_s: float = virt.DEFAULT_PULSE_S
+    migration_stall_s: float | None = 600.0
 
 
 # ------------------------------------------------------------------------------ host reports
@@ -121,7 +136,7 @@ def _domain_state(agent: Agent, uri: str | None, uuid: str) -> str | None:
 def _result(result: dict[str, Any]) -> dict[str, Any]:
     """virt.migrate's result as the finish report carries it."""
     out = {key: result.get(key) for key in RESULT_KEYS}
-    for flag in ("ok", "cancelled", "timed_out", "aborted_by_schedule"):
+    for flag in ("ok", "cancelled", "timed_out", "stalled", "aborted_by_schedule", "postcopy_started"):
         out[flag] = bool(out[flag])
     out["stats"] = dict(result.get("stats") or {})
     out["actions"] = list(result.get("actions") or [])
@@ -159,6 +174,8 @@ def migrate(agent: Agent, job_id: str) -> str:
                 params=order.params,
                 schedule=order.schedule,
                 timeout=agent.migration_timeout_s,
+                pulse_s=agent.migration_pulse_s,
+                stall_s=agent.migration_stall_s,
                 on_progress=reporter.on_progress,
                 should_cancel=reporter.should_cancel,
             )

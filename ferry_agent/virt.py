@@ -385,19 +385,24 @@ def _check_schedule(schedule: dict | None) -> tuple[list[dict], list[dict]]:
 
 
 class ConvergenceSchedule:
-    """Which convergence actions are due, from the iterations a migration has reached.
+    """Which convergence actions are due, paced as Vdsm's migration monitor paces them.
 
-    Init actions are due with the first statistics of the migration job.  A stalling step is due
-    when memory_iteration exceeds its limit, at most one step per new iteration, in order; the
-    "last" steps (limit -1) follow, one per further iteration.  No step is due once the migration
-    is being aborted.  Pure: no libvirt.
+    Init actions are due with the first statistics of the migration job.  The stalling steps are
+    considered once per pulse (due_stalling is called by the monitor at each pulse, every 10 s by
+    default): the memory iteration seen at the first pulse is the baseline; at a later pulse where
+    the iteration has grown, current = iteration - baseline, and the head of the list runs if its
+    limit is below current, at most one step per pulse.  The "last" steps (limit -1) follow, one
+    per further pulse with a new iteration.  Nothing runs once post-copy has started or while the
+    migration is being aborted.  Pure: no libvirt.
     """
 
     def __init__(self, schedule: dict | None):
         self.init, self.steps = _check_schedule(schedule)
         self.init_done = not self.init
         self.next_step = 0
-        self.acted_iteration = 0  # the memory iteration at which the last stalling step ran
+        self.baseline: int | None = None  # the memory iteration at the first pulse
+        self.last_iteration: int | None = None  # the memory iteration at the previous pulse
+        self.postcopy_started = False
 
     def due_init(self) -> list[tuple[str, dict, int | None]]:
         """The init actions, the first time this is asked (with the job's first statistics)."""
@@ -407,18 +412,20 @@ class ConvergenceSchedule:
         return [("init", action, None) for action in self.init]
 
     def due_stalling(self, iteration: Any, *, aborting: bool = False) -> list[tuple[str, dict, int | None]]:
-        """The stalling step to run now (at most one), given the job's current memory_iteration."""
-        if (
-            aborting
-            or not isinstance(iteration, int)
-            or self.next_step >= len(self.steps)
-            or iteration <= self.acted_iteration
-            or iteration <= self.steps[self.next_step]["limit"]
-        ):
+        """At one pulse: the stalling step to run now (at most one), given the job's memory_iteration."""
+        if not isinstance(iteration, int) or isinstance(iteration, bool):
+            return []
+        if self.baseline is None:
+            self.baseline = self.last_iteration = iteration
+            return []
+        grew = self.last_iteration is None or iteration > self.last_iteration
+        self.last_iteration = iteration
+        if aborting or self.postcopy_started or not grew or self.next_step >= len(self.steps):
             return []
         step = self.steps[self.next_step]
+        if step["limit"] >= iteration - self.baseline:
+            return []
         self.next_step += 1
-        self.acted_iteration = iteration
         return [("stalling", step["action"], step["limit"])]
 
 
@@ -444,53 +451,92 @@ def progress_report(stats: dict, progress: int) -> dict:
     return report
 
 
+#: Vdsm's migration_monitor_interval: the schedule is considered once per pulse.
+DEFAULT_PULSE_S = 10.0
+
+
 class MigrationMonitor:
     """The decisions of one running migration, from what polling observes.  Pure: no libvirt.
 
     Each poll feeds it the clock, the job's statistics and the answer to "cancel?"; it answers
-    what to do: report progress, run schedule actions, abort (and why), or give up waiting.
-    Abort reasons: "timeout" (the hard limit passed), "cancel" (asked for), "schedule" (an abort
-    action).  An abort that libvirt refused is asked for again at the next poll.
+    what to do: report progress, run schedule actions (paced by the pulse), abort (and why), or
+    give up waiting.  There is no total time limit unless one is given (timeout None or 0: none,
+    as in Vdsm): a migration ends by its schedule, by cancel, or by the stall watchdog, which
+    aborts when the data still to send has not reached a new low for stall_s seconds (None or 0:
+    off).  Abort reasons: "timeout" (the optional hard limit passed), "stalled" (the watchdog),
+    "cancel" (asked for), "schedule" (an abort action).  An abort that libvirt refused is asked
+    for again at the next poll.
     """
 
-    def __init__(self, schedule: dict | None, *, timeout: float, started_at: float):
+    def __init__(
+        self,
+        schedule: dict | None,
+        *,
+        timeout: float | None,
+        started_at: float,
+        pulse_s: float = DEFAULT_PULSE_S,
+        stall_s: float | None = None,
+    ):
         self.schedule = ConvergenceSchedule(schedule)
-        self.timeout = float(timeout)
-        self.started_at = started_at
-        self.deadline = started_at + self.timeout
+        self.timeout = float(timeout) if timeout and timeout > 0 else None
+        self.pulse_s = max(0.01, float(pulse_s))
+        self.stall_s = float(stall_s) if stall_s and stall_s > 0 else None
+        self.begin(started_at)
         self.progress = 0
         self.last_stats: dict[str, Any] = {}
         self.cancelled = False
         self.timed_out = False
+        self.stalled = False
         self.aborted_by_schedule = False
         self.abort_reason: str | None = None  # set once an abortJob succeeded
         self.actions: list[dict] = []
 
     def begin(self, now: float) -> None:
-        """The call starts now: the hard limit counts from here."""
+        """The call starts now: the hard limit, the pulses and the stall watchdog count from here."""
         self.started_at = now
-        self.deadline = now + self.timeout
+        self.deadline = now + self.timeout if self.timeout is not None else None
+        self.next_pulse = now + self.pulse_s
+        self.lowmark: int | None = None
+        self.lowmark_at = now
 
     def overdue(self, now: float) -> bool:
-        """The hard limit has passed: abort and stop waiting (once)."""
-        if now >= self.deadline:
+        """The hard limit has passed, or the migration stalled: abort and stop waiting (once)."""
+        if self.deadline is not None and now >= self.deadline:
             self.timed_out = True
-        return self.timed_out
+        if (
+            self.stall_s is not None
+            and not self.schedule.postcopy_started  # post-copy cannot be aborted; it ends by itself
+            and now - self.lowmark_at >= self.stall_s
+        ):
+            self.stalled = True
+        return self.timed_out or self.stalled
 
     def poll_limit(self, now: float) -> float:
         """How long one call on the polling connection may take: never pushes the limit back by much."""
+        if self.deadline is None:
+            return 5.0
         return max(0.5, min(5.0, self.deadline - now))
 
-    def observe(self, stats: dict) -> dict:
+    def observe(self, stats: dict, now: float | None = None) -> dict:
         """Statistics of an active job: the progress report to send."""
         self.last_stats = dict(stats)
         self.progress = progress_of(stats, self.progress)
+        remaining = stats.get("data_remaining")
+        if isinstance(remaining, int) and (self.lowmark is None or remaining < self.lowmark):
+            self.lowmark = remaining
+            self.lowmark_at = time.monotonic() if now is None else now
         return progress_report(stats, self.progress)
 
-    def actions_due(self) -> Iterator[tuple[str, dict, int | None]]:
+    def actions_due(self, now: float | None = None) -> Iterator[tuple[str, dict, int | None]]:
         """The schedule's actions due after the statistics just observed, in order: the init actions
-        (once), then at most one stalling step, decided after the init actions have run."""
+        (once), then, when a pulse is due, at most one stalling step."""
         yield from self.schedule.due_init()
+        now = time.monotonic() if now is None else now
+        if now < self.next_pulse:
+            return
+        # The next pulse is one interval from this one; pulses missed while a call blocked are not
+        # made up for (Vdsm's monitor thread waits one interval after each pulse as well).
+        self.next_pulse = max(self.next_pulse + self.pulse_s, now + self.pulse_s / 2)
         iteration = self.last_stats.get("memory_iteration")
         yield from self.schedule.due_stalling(iteration, aborting=self.abort_reason is not None)
 
@@ -506,6 +552,8 @@ class MigrationMonitor:
             self.aborted_by_schedule = True
 
     def record(self, phase: str, action: dict, limit: int | None, now: float, error: str | None) -> dict:
+        if action["name"] == "postcopy" and error is None:
+            self.schedule.postcopy_started = True
         entry = {
             "name": action["name"],
             "params": list(action["params"]),
@@ -524,7 +572,9 @@ class MigrationMonitor:
         return {
             "cancelled": self.cancelled,
             "timed_out": self.timed_out,
+            "stalled": self.stalled,
             "aborted_by_schedule": self.aborted_by_schedule,
+            "postcopy_started": self.schedule.postcopy_started,
             "actions": self.actions,
             "progress": self.progress,
         }
@@ -548,10 +598,12 @@ class Migration:
         flags: list[str],
         params: dict,
         schedule: dict,
-        timeout: float,
+        timeout: float | None,
         on_progress: Callable[[dict], None],
         should_cancel: Callable[[], bool],
         poll_interval: float = 0.5,
+        pulse_s: float = DEFAULT_PULSE_S,
+        stall_s: float | None = None,
     ):
         self.lv = _lv()
         self.bits = _flag_bits(flags)
@@ -561,11 +613,13 @@ class Migration:
         self.domain_uuid = domain_uuid
         self.destination_uri = destination_uri
         self.params = params
-        self.timeout = float(timeout)
         self.on_progress = on_progress
         self.should_cancel = should_cancel
         self.poll_interval = poll_interval
-        self.monitor = MigrationMonitor(schedule, timeout=self.timeout, started_at=time.monotonic())
+        self.monitor = MigrationMonitor(
+            schedule, timeout=timeout, started_at=time.monotonic(), pulse_s=pulse_s, stall_s=stall_s
+        )
+        self.timeout = self.monitor.timeout  # None: no total limit
         self.completed: dict[str, Any] = {}  # the JOB_COMPLETED event's statistics
         self.call_result: dict[str, Any] = {}
         self.callback_id = None
@@ -583,7 +637,7 @@ class Migration:
 
     def start(self) -> None:
         lv = self.lv
-        setup_timeout = max(1.0, min(self.timeout, 30.0))
+        setup_timeout = max(1.0, min(self.timeout or 30.0, 30.0))
         have_events = _events()
         # Two connections to the source: one blocks in migrateToURI3, the other polls and aborts.
         what = f"migrate: open {self.source_uri}"
@@ -682,7 +736,7 @@ class Migration:
         if not self.worker.is_alive():
             return False
         if self.monitor.overdue(time.monotonic()):
-            self.abort("timeout")
+            self.abort("timeout" if self.monitor.timed_out else "stalled")
             # a short grace so that a call that does react to abortJob can report
             self.worker.join(min(5.0, max(1.0, self.poll_interval * 4)))
             return False
@@ -752,7 +806,8 @@ class Migration:
         }
         if self.worker.is_alive():  # stuck inside libvirt even after abortJob: leave it behind
             out["seconds"] = round(time.monotonic() - self.monitor.started_at, 3)
-            out["error_message"] = f"migration did not return within {self.timeout:g} s (abandoned)"
+            why = "the stall watchdog" if self.monitor.stalled else f"the {self.timeout:g} s limit"
+            out["error_message"] = f"migration did not return after abortJob ({why}); abandoned"
             last = self.monitor.last_stats
             out["stats"], out["stats_source"] = last, "polled" if last else None
             return out
@@ -780,10 +835,12 @@ def migrate(
     flags: list[str],
     params: dict,
     schedule: dict,
-    timeout: float,
+    timeout: float | None,
     on_progress: Callable[[dict], None],
     should_cancel: Callable[[], bool],
     poll_interval: float = 0.5,
+    pulse_s: float = DEFAULT_PULSE_S,
+    stall_s: float | None = None,
 ) -> dict:
     """Live-migrate domain_uuid from source_uri to destination_uri with virDomainMigrateToURI3.
 
@@ -791,16 +848,19 @@ def migrate(
     VirtError.  params: typed parameters passed as they are ({"parallel.connections": 2, ...}).
     schedule: {"init": [action...], "stalling": [{"limit": n, "action": action}...]}, action =
     {"name": "setDowntime"|"postcopy"|"abort", "params": [...]}.  Init actions run as soon as the
-    migration job is visible; a stalling step runs when memory_iteration exceeds its limit, at most
-    one step per new iteration, in order; limit -1 steps run last, one per further iteration.
+    migration job is visible; the stalling steps are paced as Vdsm paces them (ConvergenceSchedule):
+    at most one step per pulse of pulse_s seconds, counted in memory iterations since the first
+    pulse; limit -1 steps run last; nothing runs after post-copy has started.
 
     The call runs in a daemon thread; a second connection polls jobStats every poll_interval s,
-    calls on_progress(dict) and should_cancel() (true -> abortJob once).  After timeout s the job
-    is aborted and the function returns with timed_out=True without waiting for a stuck call.
+    calls on_progress(dict) and should_cancel() (true -> abortJob once).  There is no total time
+    limit unless timeout is given (None or 0: none); stall_s (None or 0: off) aborts a migration
+    whose data still to send has reached no new low for that long.  After an abort for either,
+    the function returns (timed_out or stalled True) without waiting for a stuck call.
 
-    Returns {ok, error_code, error_message, cancelled, timed_out, aborted_by_schedule, actions,
-    stats, stats_source, progress, seconds}.  ok only says that libvirt's call returned without
-    error: the caller decides success from the domain's state on both hosts.
+    Returns {ok, error_code, error_message, cancelled, timed_out, stalled, aborted_by_schedule,
+    postcopy_started, actions, stats, stats_source, progress, seconds}.  ok only says that libvirt's
+    call returned without error: the caller decides success from the domain's state on both hosts.
     Raises VirtError for bad arguments, an unreachable source or a domain not on the source.
     """
     return Migration(
@@ -814,4 +874,6 @@ def migrate(
         on_progress=on_progress,
         should_cancel=should_cancel,
         poll_interval=poll_interval,
+        pulse_s=pulse_s,
+        stall_s=stall_s,
     ).run()

@@ -180,6 +180,11 @@ def decide_outcome(
                 "code": "timeout",
                 "message": "The migration timed out and was aborted.",
             }
+        if result.get("stalled"):
+            return JobState.FAILED, libvirt_error | {
+                "code": "stalled",
+                "message": "The migration made no progress for too long (the stall watchdog) and was aborted.",
+            }
         if result.get("aborted_by_schedule"):
             return JobState.FAILED, libvirt_error | {
                 "code": "aborted_by_schedule",
@@ -263,7 +268,9 @@ def migration_run(*, job_id: str) -> Claim:
             flags=plan["flags"],
             params=plan["params"],
             schedule=job.plan["convergence_schedule"],
-            timeout=settings.FERRY_MIGRATION_TIMEOUT_S,
+            timeout=settings.FERRY_MIGRATION_TIMEOUT_S or None,
+            pulse_s=settings.FERRY_MIGRATION_PULSE_S,
+            stall_s=settings.FERRY_MIGRATION_STALL_S or None,
             on_progress=reporter.progress,
             should_cancel=reporter.should_cancel,
         )

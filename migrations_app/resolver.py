@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from policies.convergence import has_postcopy, plan_schedule
+from policies.convergence import has_postcopy, has_schedule, plan_schedule
 
 MAX_CONNECTIONS = 255  # QEMU takes an 8-bit multifd channel count
 MBIT_PER_CONNECTION = 10_240  # one automatic connection per 10 Gbit/s
@@ -164,6 +164,7 @@ DECISION_REASONS = {
     "parallel_fallback": "the bandwidth gives too few automatic parallel connections, or is not known",
     "compression_disabled": "a parallel migration is not compressed",
     "postcopy_removed": "a parallel migration cannot switch to post-copy",
+    "hypervisor_schedule": "the policy sets no convergence schedule, so the hypervisor's own is used",
 }
 
 
@@ -317,6 +318,13 @@ def resolve_plan(
             )
             drop_postcopy = True
     schedule = plan_schedule(policy.convergence, drop_postcopy=drop_postcopy)
+    if not has_schedule(policy.convergence):
+        decide(
+            "hypervisor_schedule",
+            f"The migration policy {policy.name} sets no convergence schedule, so the hypervisor's own is "
+            "used, as oVirt's hosts do: the allowed downtime grows from 101 ms to 500 ms over the first "
+            "four memory passes, and the migration is stopped if it has not finished after 42 passes.",
+        )
     post_copy = any(step["action"]["name"] == "postcopy" for step in schedule["stalling"])
     limit = 1 if is_parallel else policy.max_migrations
 

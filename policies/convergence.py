@@ -73,8 +73,38 @@ def normalize_convergence(raw: Any) -> dict[str, Any]:
     return {"initial": initial, "stalling": stalling, "last": last}
 
 
+#: The schedule Vdsm builds when a policy sends none (Legacy): its downtime steps from 101 to
+#: 500 ms over the first four iterations, 500 ms again at iteration 42, then abort. Without it a
+#: Legacy migration that never converges would never end.
+HYPERVISOR_SCHEDULE: dict[str, list] = {
+    "init": [{"name": "setDowntime", "params": ["101"]}],
+    "stalling": [
+        {"limit": 1, "action": {"name": "setDowntime", "params": ["104"]}},
+        {"limit": 2, "action": {"name": "setDowntime", "params": ["120"]}},
+        {"limit": 3, "action": {"name": "setDowntime", "params": ["189"]}},
+        {"limit": 4, "action": {"name": "setDowntime", "params": ["500"]}},
+        {"limit": 42, "action": {"name": "setDowntime", "params": ["500"]}},
+        {"limit": -1, "action": {"name": "abort", "params": []}},
+    ],
+}
+
+
+def has_schedule(convergence: dict[str, Any]) -> bool:
+    """Whether the policy sets a schedule of its own (Legacy does not)."""
+    return bool(convergence.get("initial") or convergence.get("stalling") or convergence.get("last"))
+
+
 def plan_schedule(convergence: dict[str, Any], *, drop_postcopy: bool) -> dict[str, list]:
-    """The plan's form: init actions, then stalling steps with the last actions at limit -1."""
+    """The plan's form: init actions, then stalling steps with the last actions at limit -1.
+    A policy without a schedule gets the hypervisor's own (HYPERVISOR_SCHEDULE), as Vdsm does."""
+    if not has_schedule(convergence):
+        return {
+            "init": [dict(action, params=list(action["params"])) for action in HYPERVISOR_SCHEDULE["init"]],
+            "stalling": [
+                {"limit": step["limit"], "action": dict(step["action"], params=list(step["action"]["params"]))}
+                for step in HYPERVISOR_SCHEDULE["stalling"]
+            ],
+        }
     init = []
     if convergence.get("initial"):
         init.append({"name": "setDowntime", "params": [str(convergence["initial"])]})

@@ -37,6 +37,7 @@ def database_url() -> str:
 
 def worker_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ, DATABASE_URL=database_url(), FERRY_HOST_QUEUES="true", FERRY_LOG_LEVEL="INFO")
+    env.setdefault("FERRY_MIGRATION_PULSE_S", "1")  # the schedule's pulse: 10 s in production
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests' allowance, never a worker's
     env.setdefault("CELERY_BROKER_URL", settings.CELERY_BROKER_URL)
     return env | overrides

@@ -4,19 +4,11 @@ from rest_framework import serializers
 from clusters.models import Host
 from core.api.fields import StrictPrimaryKeyRelatedField
 from migrations_app.models import MigrationJob
+from migrations_app.resolver import DECISION_REASONS
 from migrations_app.selectors import job_waiting
 
-DECISION_CODES = (
-    "parallel_enforced",
-    "zerocopy_disabled_encryption",
-    "zerocopy_unsupported_host",
-    "parallel_unsupported_host",
-    "parallel_unsupported_level",
-    "zerocopy_unsupported_level",
-    "compression_disabled",
-    "postcopy_removed",
-    "parallel_fallback",
-)
+# One source for the codes: the resolver, which writes them.
+DECISION_CODES = tuple(DECISION_REASONS)
 LIBVIRT_PARAMS_SCHEMA = {
     "type": "object",
     "description": "libvirt's typed migration parameters, by their libvirt key.",

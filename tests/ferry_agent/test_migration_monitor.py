@@ -4,6 +4,8 @@ The same decisions steer real migrations in tests/virt/ (the schedule, cancel, t
 the lab); here each rule is pinned down on its own, with statistics written as libvirt reports them.
 """
 
+import itertools
+
 import pytest
 
 from ferry_agent.virt import ConvergenceSchedule, MigrationMonitor, VirtError, progress_of, progress_report
@@ -26,26 +28,30 @@ def names(due):
     return [(phase, action["name"], action["params"], limit) for phase, action, limit in due]
 
 
-def run(monitor, *iterations):
-    """Observe one poll per iteration; the actions due at each, as (iteration, phase, name, params, limit)."""
+def run(monitor, *iterations, every=None):
+    """Observe one poll per iteration, `every` seconds apart (default: one pulse); the actions due at
+    each, as (iteration, phase, name, params, limit)."""
+    every = monitor.pulse_s if every is None else every
     out = []
-    for iteration in iterations:
-        monitor.observe(stats(iteration))
-        for phase, action, limit in monitor.actions_due():
+    for n, iteration in enumerate(iterations, start=1):
+        now = monitor.started_at + n * every
+        monitor.observe(stats(iteration), now=now)
+        for phase, action, limit in monitor.actions_due(now=now):
             out.append((iteration, phase, action["name"], action["params"], limit))
+            monitor.record(phase, action, limit, now, None)
             if action["name"] == "abort":
                 monitor.aborted("schedule")
     return out
 
 
 def test_init_actions_run_once_with_the_first_statistics():
-    monitor = MigrationMonitor(SCHEDULE, timeout=60, started_at=0)
+    monitor = MigrationMonitor(SCHEDULE, timeout=None, started_at=0)
     assert run(monitor, 1)[:1] == [(1, "init", "setDowntime", ["100"], None)]
     assert all(step[1] != "init" for step in run(monitor, 1, 2, 3))
 
 
-def test_stalling_steps_run_in_order_one_per_new_iteration_and_the_last_ones_at_the_end():
-    monitor = MigrationMonitor(SCHEDULE, timeout=60, started_at=0)
+def test_stalling_steps_count_iterations_from_the_first_pulse_one_step_per_pulse_with_growth():
+    monitor = MigrationMonitor(SCHEDULE, timeout=None, started_at=0)
     got = run(monitor, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6)
     assert [step[1:] for step in got] == [
         ("init", "setDowntime", ["100"], None),
@@ -53,23 +59,80 @@ def test_stalling_steps_run_in_order_one_per_new_iteration_and_the_last_ones_at_
         ("stalling", "setDowntime", ["200"], 2),
         ("stalling", "abort", [], -1),
     ]
-    # iteration 1 is not above limit 1; each step waits for a new iteration
-    assert [step[0] for step in got] == [1, 2, 3, 4]
+    # The first pulse's iteration (1) is the baseline: limit 1 runs when 1 is passed (iteration 3),
+    # limit 2 at iteration 4; a pulse without a new iteration runs nothing.
+    assert [step[0] for step in got] == [1, 3, 4, 5]
+    assert monitor.aborted_by_schedule is True
+
+
+def test_a_busy_guest_gets_at_most_one_step_per_pulse_however_fast_it_iterates():
+    """Polls every 0.5 s with a new iteration each time, under Minimal downtime's schedule (limits
+    1, 2, 3, 4, 6, then abort) with Vdsm's 10 s pulse: the abort comes only at about 70 s."""
+    schedule = {
+        "init": [{"name": "setDowntime", "params": ["100"]}],
+        "stalling": [
+            *({"limit": limit, "action": {"name": "setDowntime", "params": [str(ms)]}}
+              for limit, ms in ((1, 150), (2, 200), (3, 300), (4, 400), (6, 500))),
+            {"limit": -1, "action": {"name": "abort", "params": []}},
+        ],
+    }  # fmt: skip
+    monitor = MigrationMonitor(schedule, timeout=None, started_at=0, pulse_s=10)
+    got = run(monitor, *range(1, 400), every=0.5)
+    times = [iteration * 0.5 for iteration, phase, *_ in got if phase == "stalling"]
+    assert len(times) == 6
+    assert all(later - earlier >= 10 for earlier, later in itertools.pairwise(times)), times
+    assert 60 <= times[-1] <= 80, times  # the abort
     assert monitor.aborted_by_schedule is True
 
 
 def test_a_jump_over_several_limits_runs_only_one_step():
     schedule = ConvergenceSchedule(SCHEDULE)
+    assert schedule.due_stalling(1) == []  # the first pulse: the baseline
     assert names(schedule.due_stalling(9)) == [("stalling", "setDowntime", ["150"], 1)]
     assert schedule.due_stalling(9) == []  # the same iteration again
     assert names(schedule.due_stalling(10)) == [("stalling", "setDowntime", ["200"], 2)]
 
 
+def test_nothing_runs_after_post_copy_has_started():
+    schedule = {
+        "init": [],
+        "stalling": [
+            {"limit": 1, "action": {"name": "postcopy", "params": []}},
+            {"limit": -1, "action": {"name": "abort", "params": []}},
+        ],
+    }
+    monitor = MigrationMonitor(schedule, timeout=None, started_at=0, pulse_s=1, stall_s=5)
+    got = run(monitor, 1, 2, 3, 4, 5, 6, 7)
+    assert [step[2] for step in got] == ["postcopy"]
+    assert monitor.result()["postcopy_started"] is True
+    assert monitor.overdue(monitor.started_at + 1000) is False  # post-copy cannot be aborted: no watchdog
+
+
+def test_there_is_no_total_limit_by_default():
+    monitor = MigrationMonitor({}, timeout=None, started_at=0)
+    monitor.observe(stats(1, remaining=500), now=1)
+    assert monitor.overdue(10 * 24 * 3600) is False
+    assert monitor.poll_limit(10 * 24 * 3600) == 5.0
+
+
+def test_the_stall_watchdog_aborts_only_when_no_new_low_is_reached_for_its_time():
+    monitor = MigrationMonitor({}, timeout=None, started_at=0, stall_s=60)
+    monitor.observe(stats(1, remaining=900), now=10)
+    monitor.observe(stats(2, remaining=400), now=50)  # a new low
+    monitor.observe(stats(3, remaining=700), now=100)  # dirtied again: no new low
+    assert monitor.overdue(109) is False
+    assert monitor.overdue(110) is True
+    assert monitor.stalled is True and monitor.timed_out is False
+    assert monitor.result()["stalled"] is True
+
+
 def test_no_step_runs_while_the_migration_is_being_aborted():
-    monitor = MigrationMonitor(SCHEDULE, timeout=60, started_at=0)
+    monitor = MigrationMonitor(SCHEDULE, timeout=None, started_at=0)
     monitor.aborted("cancel")
-    monitor.observe(stats(5))
-    assert [phase for phase, _action, _limit in monitor.actions_due()] == ["init"]
+    monitor.observe(stats(5), now=10)
+    assert [phase for phase, _action, _limit in monitor.actions_due(now=10)] == ["init"]  # and the baseline
+    monitor.observe(stats(9), now=20)
+    assert [phase for phase, _action, _limit in monitor.actions_due(now=20)] == []
     assert monitor.aborted_by_schedule is False
 
 

@@ -68,7 +68,10 @@ def test_a_parallel_setting_at_a_level_without_parallel_is_ignored():
 def test_compression_and_post_copy_give_way_to_parallel_migrations():
     assert [n.code for n in notes(policy=COMPRESSING, parallel="custom")] == ["compression_disabled"]
     assert [n.code for n in notes(policy=POST_COPY, parallel="auto_parallel")] == ["postcopy_removed"]
-    assert [n.code for n in notes(policy=LEGACY, parallel="custom", compressed="true")] == ["compression_disabled"]
+    assert [n.code for n in notes(policy=LEGACY, parallel="custom", compressed="true")] == [
+        "compression_disabled",
+        "hypervisor_schedule",
+    ]
 
 
 def test_auto_with_an_automatic_bandwidth_is_said_with_when():

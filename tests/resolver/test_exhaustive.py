@@ -40,6 +40,7 @@ KNOWN_CODES = {
     "auto_converge_policy_override",
     "zerocopy_unsupported_destination",
     "parallel_unsupported_destination",
+    "hypervisor_schedule",
 }
 
 

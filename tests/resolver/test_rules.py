@@ -241,7 +241,21 @@ def test_legacy_takes_auto_converge_and_compression_from_the_cluster_then_defaul
     assert "VIR_MIGRATE_AUTO_CONVERGE" in plan_for(policy=LEGACY, migration_auto_converge="true")["libvirt"]["flags"]
     inherited = plan_for(policy=LEGACY, defaults=Defaults(auto_converge=True, compressed=True))
     assert {"VIR_MIGRATE_AUTO_CONVERGE", "VIR_MIGRATE_COMPRESSED"} <= set(inherited["libvirt"]["flags"])
-    assert plan_for(policy=LEGACY)["convergence_schedule"] == {"init": [], "stalling": []}
+    # Legacy sets no schedule: the plan carries the hypervisor's own, as Vdsm builds it, and says so.
+    legacy = plan_for(policy=LEGACY)
+    assert legacy["convergence_schedule"] == {
+        "init": [{"name": "setDowntime", "params": ["101"]}],
+        "stalling": [
+            {"limit": 1, "action": {"name": "setDowntime", "params": ["104"]}},
+            {"limit": 2, "action": {"name": "setDowntime", "params": ["120"]}},
+            {"limit": 3, "action": {"name": "setDowntime", "params": ["189"]}},
+            {"limit": 4, "action": {"name": "setDowntime", "params": ["500"]}},
+            {"limit": 42, "action": {"name": "setDowntime", "params": ["500"]}},
+            {"limit": -1, "action": {"name": "abort", "params": []}},
+        ],
+    }
+    assert "hypervisor_schedule" in [d["code"] for d in legacy["decisions"]]
+    assert legacy["post_copy"] is False
 
 
 def test_a_vm_policy_overrides_the_clusters():

@@ -100,6 +100,7 @@ def migrate(lab, uuid: str, src: str, dst: str, flags: list[str], **kwargs) -> t
         "on_progress": reports.append,
         "should_cancel": lambda: False,
         "poll_interval": 0.2,
+        "pulse_s": 1.0,  # the schedule's pulse, 10 s in production, short for a short guest
     }
     options.update(kwargs)
     t = time.monotonic()
