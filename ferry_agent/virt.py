@@ -448,6 +448,9 @@ def progress_report(stats: dict, progress: int) -> dict:
         report["memory_bps"] = stats["memory_bps"]
     if "downtime" in stats:
         report["downtime_ms"] = stats["downtime"]
+    rate, page = stats.get("memory_dirty_rate"), stats.get("memory_page_size")
+    if isinstance(rate, int) and isinstance(page, int):
+        report["dirty_bps"] = rate * page  # pages dirtied per second, in bytes
     return report
 
 
@@ -745,6 +748,8 @@ class Migration:
             report = self.monitor.observe(stats)
             for phase, action, limit in self.monitor.actions_due():
                 self.apply(phase, action, limit)
+            if self.monitor.actions:  # the schedule's steps so far, for the job page of a long run
+                report["actions"] = [dict(entry) for entry in self.monitor.actions]
             try:
                 self.on_progress(report)
             except Exception:  # a broken callback must not break the job

@@ -23,6 +23,7 @@ from clusters.services import host_mark_unreachable, host_report_capabilities, v
 from core.audit import Actor, audit_record, snapshot
 from ferry_agent import virt
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
+from migrations_app.progress import record_progress
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +107,9 @@ def migration_claim(*, job_id: str) -> Claim:
         if running.filter(destination_host_id=job.destination_host_id).count() >= job.plan["incoming_limit"]:
             return Claim.BUSY
         before = snapshot(job)
+        now = timezone.now()
         started = MigrationJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(
-            state=JobState.RUNNING, started_at=timezone.now()
+            state=JobState.RUNNING, started_at=now, heartbeat_at=now
         )
         if not started:
             return Claim.NOT_QUEUED
@@ -131,12 +133,8 @@ class _JobReporter:
         if now - self.last_write < PROGRESS_WRITE_INTERVAL_S:
             return
         self.last_write = now
-        progress = min(99, int(report.get("progress") or 0))
-        MigrationJob.objects.filter(pk=self.job_id, state=JobState.RUNNING).update(stats=report)
-        # Never backwards: only a higher value is written.
-        MigrationJob.objects.filter(pk=self.job_id, state=JobState.RUNNING, progress__lt=progress).update(
-            progress=progress
-        )
+        stats = {key: value for key, value in report.items() if key != "progress"}
+        record_progress(self.job_id, int(report.get("progress") or 0), stats)
 
     def should_cancel(self) -> bool:
         now = time.monotonic()

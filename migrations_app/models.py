@@ -45,6 +45,14 @@ class MigrationJob(models.Model):
     plan = models.JSONField()
     error = models.JSONField(null=True, blank=True)
     stats = models.JSONField(default=dict, blank=True, help_text="Last job statistics from libvirt.")
+    samples = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The run's statistics over time, bounded (see migrations_app.progress).",
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the source host's agent last reported on this running job."
+    )
     cancel_requested = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

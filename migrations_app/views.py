@@ -24,6 +24,7 @@ from migrations_app.filtersets import MigrationJobFilterSet
 from migrations_app.forms import MigrateForm
 from migrations_app.impact import PROPOSABLE_FIELDS, cluster_impact
 from migrations_app.models import ACTIVE_STATES, MigrationJob
+from migrations_app.progress import chart, live_figures
 from migrations_app.selectors import job_list, job_waiting, migration_plan, vm_for_planning
 from migrations_app.services import MigrationConflict
 
@@ -95,12 +96,16 @@ def _job(pk) -> MigrationJob:
     return get_object_or_404(job_list(), pk=pk)
 
 
+def _job_context(job: MigrationJob) -> dict:
+    return {"job": job, "waiting": job_waiting(job), "run": live_figures(job), "chart": chart(job.samples or [])}
+
+
 @require_GET
 @page_login_required
 @permission_required("migrations_app.view_migrationjob", raise_exception=True)
 def job_detail(request, pk):
     job = _job(pk)
-    return render(request, "migrations_app/job_detail.html", {"job": job, "waiting": job_waiting(job)})
+    return render(request, "migrations_app/job_detail.html", _job_context(job))
 
 
 @require_GET
@@ -109,7 +114,7 @@ def job_detail(request, pk):
 def job_status(request, pk):
     """The job's live status card; htmx polls it every second and stops once the job has ended."""
     job = _job(pk)
-    response = render(request, "migrations_app/job_detail.html#status", {"job": job, "waiting": job_waiting(job)})
+    response = render(request, "migrations_app/job_detail.html#status", _job_context(job))
     if job.is_active:
         return response
     return HttpResponseStopPolling(response.content)

@@ -36,6 +36,24 @@ def mib(value: Any) -> str:
 
 
 @register.filter
+def duration(seconds: Any) -> str:
+    """3725.4 -> '1 h 02 min', 75 -> '1 min 15 s', 4.2 -> '4 s'. Anything that is not a number: a dash."""
+    try:
+        total = int(float(seconds))
+    except (TypeError, ValueError):
+        return "—"
+    if total < 0:
+        return "—"
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+@register.filter
 def tri(value: str) -> str:
     return TRI_LABELS.get(value, value)
 

@@ -131,6 +131,20 @@ class MigrationJobSerializer(serializers.ModelSerializer):
         return job_waiting(job, hosts=hosts)
 
 
+class MigrationJobDetailSerializer(MigrationJobSerializer):
+    """One job, with what a long run's page shows: its samples over time and the agent's last report."""
+
+    samples = serializers.JSONField(
+        read_only=True,
+        help_text="The run's statistics over time (at most 720, evenly thinned): t (s since start), r (bytes "
+        "still to send), p (bytes processed), bps (throughput, bytes/s), i (memory pass), d (dirty bytes/s).",
+    )
+
+    class Meta(MigrationJobSerializer.Meta):
+        fields = [*MigrationJobSerializer.Meta.fields, "samples", "heartbeat_at"]
+        read_only_fields = fields
+
+
 class DestinationSerializer(serializers.Serializer):
     destination_host = StrictPrimaryKeyRelatedField(
         queryset=Host.objects.select_related("cluster"), help_text="The host to migrate the VM to."

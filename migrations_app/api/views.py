@@ -8,7 +8,7 @@ from core.api.exceptions import Conflict, field_messages
 from core.api.schema import ErrorSerializer
 from core.api.views import ListFilterMixin
 from core.audit import Actor
-from migrations_app.api.serializers import MigrationJobSerializer
+from migrations_app.api.serializers import MigrationJobDetailSerializer, MigrationJobSerializer
 from migrations_app.filtersets import MigrationJobFilterSet
 from migrations_app.selectors import job_list
 from migrations_app.services import migration_cancel
@@ -24,10 +24,18 @@ class MigrationJobViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.Retriev
     filterset_class = MigrationJobFilterSet
     action_permissions = {"cancel": ["migrations_app.change_migrationjob"]}
 
+    def get_queryset(self):
+        # A list never carries the samples (up to 720 a job): only one job's page draws them.
+        queryset = super().get_queryset()
+        return queryset if self.action != "list" else queryset.defer("samples")
+
+    def get_serializer_class(self):
+        return MigrationJobSerializer if self.action == "list" else MigrationJobDetailSerializer
+
     @extend_schema(
         request=None,
         responses={
-            200: MigrationJobSerializer,
+            200: MigrationJobDetailSerializer,
             409: OpenApiResponse(ErrorSerializer, description="The migration has already ended."),
         },
     )
