@@ -209,6 +209,9 @@ CAPABILITY_TYPES: dict[str, tuple[type, ...]] = {
     "cpu_count": (int,),
     "memory_mib": (int,),
     "link_speed_mbps": (int,),
+    # The host's own cap on one migration (Vdsm's migration_max_bandwidth): what applies when the
+    # cluster gives no bandwidth figure.
+    "migration_max_bandwidth_mib_s": (int,),
 }
 
 

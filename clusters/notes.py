@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrations_app.resolver import MBIT_PER_CONNECTION, Defaults, PolicyValues, policy_override_message
+from migrations_app.resolver import (
+    HYPERVISOR_BANDWIDTH_MIB_S,
+    MBIT_PER_CONNECTION,
+    Defaults,
+    PolicyValues,
+    policy_override_message,
+)
 from policies.convergence import has_postcopy, has_schedule
 
 NO_DEFAULTS = Defaults()
@@ -99,9 +105,13 @@ def cluster_notes(
             f"{_hosts(hosts_without_parallel)} no parallel migrations: migrations from there are not parallel.",
         )
 
-    parallel_for_sure, parallel_maybe = _parallel(
-        note, parallel, bandwidth, bandwidth_custom_mbps, max(1, policy.max_migrations)
-    )
+    if bandwidth == "hypervisor_default":
+        note(
+            "bandwidth_hypervisor_default",
+            "Bandwidth is the hypervisor default: each migration is limited to its source host's own cap "
+            f"({HYPERVISOR_BANDWIDTH_MIB_S} MiB/s where the host reports none).",
+        )
+    parallel_for_sure, parallel_maybe = _parallel(note, parallel, bandwidth, bandwidth_custom_mbps)
     when = "" if parallel_for_sure else " when a migration runs in parallel"
     if parallel_for_sure or parallel_maybe:
         if policy.migration_compression == "inherit":
@@ -135,7 +145,7 @@ def _hosts(names: tuple[str, ...]) -> str:
     return f"Host {shown} has" if len(names) == 1 else f"Hosts {shown} have"
 
 
-def _parallel(note, parallel: str, bandwidth: str, custom_mbps: int | None, max_migrations: int) -> tuple[bool, bool]:
+def _parallel(note, parallel: str, bandwidth: str, custom_mbps: int | None) -> tuple[bool, bool]:
     """Whether migrations will be parallel: (always, only sometimes). Notes the automatic fallback."""
     if parallel == "disabled":
         return False, False
@@ -149,13 +159,12 @@ def _parallel(note, parallel: str, bandwidth: str, custom_mbps: int | None, max_
         )
         return parallel == "auto_parallel", False
     if bandwidth == "custom" and custom_mbps:
-        per_migration = (custom_mbps // 8) // max_migrations
-        automatic = per_migration * 8 // MBIT_PER_CONNECTION
+        # From the cluster's figure before it is shared between migrations, as oVirt's engine does.
+        automatic = (custom_mbps // 8) * 8 // MBIT_PER_CONNECTION
         if automatic < 2:
             note(
                 "parallel_fallback",
-                f"{custom_mbps} Mbit/s shared by {max_migrations} migration(s) is {per_migration} MiB/s each, "
-                f"too little for 2 automatic connections (one per 10 Gbit/s): {outcome}.",
+                f"{custom_mbps} Mbit/s is too little for 2 automatic connections (one per 10 Gbit/s): {outcome}.",
             )
             return parallel == "auto_parallel", False
         return True, False

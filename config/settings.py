@@ -246,6 +246,9 @@ FERRY_HOST_QUEUES = env_bool("FERRY_HOST_QUEUES", True)
 FERRY_MIGRATION_TIMEOUT_S = float(os.environ.get("FERRY_MIGRATION_TIMEOUT_S", "0"))
 FERRY_MIGRATION_PULSE_S = float(os.environ.get("FERRY_MIGRATION_PULSE_S", "10"))
 FERRY_MIGRATION_STALL_S = float(os.environ.get("FERRY_MIGRATION_STALL_S", "600"))
+# A host's own cap on one migration (Vdsm's migration_max_bandwidth), reported by the worker that
+# acts for the hosts of this machine; it applies when a cluster gives no bandwidth figure.
+FERRY_HOST_MAX_BANDWIDTH_MIB_S = max(1, int(os.environ.get("FERRY_HOST_MAX_BANDWIDTH_MIB_S", "52")))
 FERRY_RECONCILE_AFTER_S = int(os.environ.get("FERRY_RECONCILE_AFTER_S", "7200"))
 FERRY_CAPABILITIES_INTERVAL_S = int(os.environ.get("FERRY_CAPABILITIES_INTERVAL_S", "300"))
 CELERY_BEAT_SCHEDULE = {

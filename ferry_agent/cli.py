@@ -65,6 +65,14 @@ def parser() -> argparse.ArgumentParser:
         help="how often the convergence schedule is considered (Vdsm's migration_monitor_interval; default 10)",
     )
     p.add_argument(
+        "--max-bandwidth",
+        type=int,
+        default=52,
+        metavar="MIB_S",
+        help="this host's cap on one migration in MiB/s, used when the cluster sets no bandwidth "
+        "(Vdsm's migration_max_bandwidth; default 52)",
+    )
+    p.add_argument(
         "--stall-timeout",
         type=float,
         default=600.0,
@@ -164,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         migration_timeout_s=args.migration_timeout or None,
         migration_pulse_s=args.migration_pulse,
         migration_stall_s=args.stall_timeout or None,
+        max_bandwidth_mib_s=max(1, args.max_bandwidth),
     )
     app = agent_app(env["CELERY_BROKER_URL"], agent)
     app.worker_main(

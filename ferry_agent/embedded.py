@@ -38,6 +38,7 @@ def local_agent(host_id: str) -> Agent:
         migration_timeout_s=float(settings.FERRY_MIGRATION_TIMEOUT_S) or None,
         migration_pulse_s=float(settings.FERRY_MIGRATION_PULSE_S),
         migration_stall_s=float(settings.FERRY_MIGRATION_STALL_S) or None,
+        max_bandwidth_mib_s=int(settings.FERRY_HOST_MAX_BANDWIDTH_MIB_S),
     )
 
 

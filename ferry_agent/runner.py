@@ -51,6 +51,9 @@ class Agent:
     #: The schedule's pulse (Vdsm's migration_monitor_interval) and the stall watchdog.
     migration_pulse_s: float = virt.DEFAULT_PULSE_S
     migration_stall_s: float | None = 600.0
+    #: This host's own cap on one migration, MiB/s (Vdsm's migration_max_bandwidth), reported with
+    #: the capabilities: it applies when the cluster gives no bandwidth figure.
+    max_bandwidth_mib_s: int = 52
 
 
 # ------------------------------------------------------------------------------ host reports
@@ -73,6 +76,7 @@ def refresh_capabilities(agent: Agent) -> dict:
     except virt.VirtError as error:
         log.warning("host %s: libvirt unreachable at %s: %s", agent.host_id, uri, error)
         return agent.client.report_capabilities({"error": {"check": "libvirt_connection", "message": str(error)}})
+    capabilities["migration_max_bandwidth_mib_s"] = agent.max_bandwidth_mib_s
     return agent.client.report_capabilities({"capabilities": capabilities})
 
 

@@ -49,6 +49,7 @@ def capabilities_refresh(*, host_id: str) -> Host:
     except virt.VirtError as error:
         logger.warning("host %s: libvirt unreachable at %s: %s", host.name, host.libvirt_uri, error)
         return host_mark_unreachable(actor=REFRESH_ACTOR, host=host)
+    capabilities["migration_max_bandwidth_mib_s"] = settings.FERRY_HOST_MAX_BANDWIDTH_MIB_S
     return host_report_capabilities(actor=REFRESH_ACTOR, host=host, capabilities=capabilities)
 
 

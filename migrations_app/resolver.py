@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from policies.convergence import has_postcopy, has_schedule, plan_schedule
 
 MAX_CONNECTIONS = 255  # QEMU takes an 8-bit multifd channel count
 MBIT_PER_CONNECTION = 10_240  # one automatic connection per 10 Gbit/s
+#: Vdsm's migration_max_bandwidth: a host's own cap when the engine sends no figure.
+HYPERVISOR_BANDWIDTH_MIB_S = 52
 BASE_FLAGS = (
     "VIR_MIGRATE_LIVE",
     "VIR_MIGRATE_PEER2PEER",
+    "VIR_MIGRATE_ABORT_ON_ERROR",  # oVirt's engine always asks for it: an I/O error ends the migration
     "VIR_MIGRATE_PERSIST_DEST",
     "VIR_MIGRATE_UNDEFINE_SOURCE",
 )
@@ -67,6 +71,7 @@ class HostValues:
     zerocopy_migrations: bool | None = None  # None: not reported yet
     parallel_migrations: bool | None = None
     name: str = ""  # for the decisions' wording only
+    max_bandwidth_mib_s: int | None = None  # the host's own configured cap, as its agent reported it
 
 
 @dataclass(frozen=True)
@@ -130,8 +135,9 @@ def _uri_host(address: str) -> str:
     return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
 
-def _bandwidth_mib_s(cluster: ClusterValues, source: HostValues, destination: HostValues) -> int | None:
-    """Per-migration bandwidth in MiB/s, or None for no limit (the hypervisor's default)."""
+def _cluster_bandwidth_mib_s(cluster: ClusterValues, source: HostValues, destination: HostValues) -> int | None:
+    """The engine's figure for the cluster in MiB/s, before it is shared between migrations, or
+    None when there is none (the hypervisor's default, or a link speed not known on both hosts)."""
     if cluster.migration_bandwidth == CUSTOM:
         mbps = cluster.migration_bandwidth_custom_mbps
     elif cluster.migration_bandwidth == AUTO:
@@ -139,10 +145,15 @@ def _bandwidth_mib_s(cluster: ClusterValues, source: HostValues, destination: Ho
         mbps = min(speeds) if len(speeds) == 2 else None
     else:
         mbps = None
-    if not mbps:
+    return mbps // 8 if mbps else None
+
+
+def uri_host(uri: str) -> str | None:
+    """The host a libvirt URI names (qemu+tls://host:port/system -> host), or None for a local one."""
+    try:
+        return urlsplit(uri).hostname
+    except ValueError:
         return None
-    # Never 0: libvirt reads a bandwidth of 0 as "unlimited".
-    return max(1, (mbps // 8) // max(1, cluster.policy.max_migrations))
 
 
 PARALLEL_LABELS = {DISABLED: "Disabled", AUTO: "Auto", AUTO_PARALLEL: "Auto Parallel", CUSTOM: "Custom"}
@@ -164,6 +175,8 @@ DECISION_REASONS = {
     "parallel_fallback": "the bandwidth gives too few automatic parallel connections, or is not known",
     "compression_disabled": "a parallel migration is not compressed",
     "postcopy_removed": "a parallel migration cannot switch to post-copy",
+    "bandwidth_hypervisor_default": "the hypervisor's default bandwidth: the source host's own cap applies",
+    "bandwidth_unknown_link_speed": "auto bandwidth without a known link speed: the source host's own cap applies",
     "hypervisor_schedule": "the policy sets no convergence schedule, so the hypervisor's own is used",
 }
 
@@ -286,20 +299,44 @@ def resolve_plan(
             )
             parallel, zerocopy = DISABLED, False
 
-    bandwidth = _bandwidth_mib_s(cluster, source, destination)
+    cluster_bandwidth = _cluster_bandwidth_mib_s(cluster, source, destination)
+    if cluster_bandwidth is not None:
+        # Shared by the policy's concurrent migrations; never 0, which libvirt reads as "unlimited".
+        bandwidth = max(1, cluster_bandwidth // max(1, cluster.policy.max_migrations))
+    else:
+        # No figure from the engine: the source host's own cap applies, as Vdsm applies its
+        # migration_max_bandwidth; never unthrottled.
+        bandwidth = source.max_bandwidth_mib_s or HYPERVISOR_BANDWIDTH_MIB_S
+        whose = (
+            f"the source host{' ' + source.name if source.name else ''}'s configured cap of {bandwidth} MiB/s"
+            if source.max_bandwidth_mib_s
+            else f"the hypervisor's default of {HYPERVISOR_BANDWIDTH_MIB_S} MiB/s (the source host reported no cap)"
+        )
+        if cluster.migration_bandwidth == AUTO:
+            decide(
+                "bandwidth_unknown_link_speed",
+                "The bandwidth is Auto, but the link speed of the source or destination host is not known, so "
+                f"this migration is limited to {whose}.",
+            )
+        else:
+            decide(
+                "bandwidth_hypervisor_default",
+                f"The bandwidth is the hypervisor's default, so this migration is limited to {whose}.",
+            )
 
     connections: int | None = None
     if parallel == CUSTOM:
         connections = min(custom_count or 2, max(2, vm.vcpus), MAX_CONNECTIONS)
     elif parallel in (AUTO, AUTO_PARALLEL):
-        automatic = min(bandwidth * 8 // MBIT_PER_CONNECTION, vm.vcpus) if bandwidth else None
+        # From the cluster's figure before it is shared between migrations, as oVirt's engine does.
+        automatic = min(cluster_bandwidth * 8 // MBIT_PER_CONNECTION, vm.vcpus) if cluster_bandwidth else None
         if automatic is not None and automatic >= 2:
             connections = min(automatic, MAX_CONNECTIONS)
         elif parallel == AUTO_PARALLEL:
             connections = 2
-            decide("parallel_fallback", _fallback_reason(bandwidth, automatic, vm.vcpus, "uses 2 connections"))
+            decide("parallel_fallback", _fallback_reason(cluster_bandwidth, automatic, vm.vcpus, "uses 2 connections"))
         else:
-            decide("parallel_fallback", _fallback_reason(bandwidth, automatic, vm.vcpus, "is not parallel"))
+            decide("parallel_fallback", _fallback_reason(cluster_bandwidth, automatic, vm.vcpus, "is not parallel"))
 
     is_parallel = connections is not None
     drop_postcopy = False
@@ -336,7 +373,10 @@ def resolve_plan(
         flags.append("VIR_MIGRATE_COMPRESSED")
     if encrypted:
         flags.append("VIR_MIGRATE_TLS")
-        params["tls.destination"] = destination.address
+        # The name the destination's certificate carries: the host its libvirt connection names
+        # (its management name, as Vdsm sends), not the migration address, which a host
+        # certificate usually does not name.
+        params["tls.destination"] = uri_host(destination.destination_uri) or destination.address
     if post_copy:
         flags.append("VIR_MIGRATE_POSTCOPY")
     if is_parallel:
@@ -344,8 +384,7 @@ def resolve_plan(
         params["parallel.connections"] = connections
     if zerocopy:
         flags.append("VIR_MIGRATE_ZEROCOPY")
-    if bandwidth is not None:
-        params["bandwidth"] = bandwidth
+    params["bandwidth"] = bandwidth
 
     return Plan(
         policy={"id": str(policy.id), "name": policy.name},

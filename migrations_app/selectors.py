@@ -48,6 +48,7 @@ def host_values(host: Host) -> HostValues:
         zerocopy_migrations=caps.get("zerocopy_migrations"),
         parallel_migrations=caps.get("parallel_migrations"),
         name=host.name,
+        max_bandwidth_mib_s=caps.get("migration_max_bandwidth_mib_s"),
     )
 
 

@@ -35,9 +35,13 @@ def database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+LAB_HOST_CAP_MIB_S = "100000"
+
+
 def worker_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ, DATABASE_URL=database_url(), FERRY_HOST_QUEUES="true", FERRY_LOG_LEVEL="INFO")
     env.setdefault("FERRY_MIGRATION_PULSE_S", "1")  # the schedule's pulse: 10 s in production
+    env.setdefault("FERRY_HOST_MAX_BANDWIDTH_MIB_S", LAB_HOST_CAP_MIB_S)  # see lab_cluster
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests' allowance, never a worker's
     env.setdefault("CELERY_BROKER_URL", settings.CELERY_BROKER_URL)
     return env | overrides
@@ -93,10 +97,12 @@ def host_workers(lab, django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def lab_cluster(lab, host_workers, transactional_db):
+def lab_cluster(lab, host_workers, transactional_db, settings):
     """The lab in Ferry, registered by `manage.py lab_register` as `make lab` does: cluster "lab"
     at 4.7 with Very large VMs, both hosts reported by the real refresh service, and their guests
-    synced from libvirt."""
+    synced from libvirt. Loopback reports no link speed, so the hosts' own cap applies: set high
+    here (as in worker_env), so that the lab's short migrations run at the machine's speed."""
+    settings.FERRY_HOST_MAX_BANDWIDTH_MIB_S = int(LAB_HOST_CAP_MIB_S)
     if lab.get("guest") is None or lab.where(lab["guest"]["uuid"]) is None:
         lab.guest("labvm")  # an earlier test may have lost it; every test starts with it running
     out = StringIO()

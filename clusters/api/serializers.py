@@ -119,6 +119,13 @@ class CapabilitiesSerializer(serializers.Serializer):
     cpu_count = StrictIntegerField(min_value=0, max_value=MAX_SAFE_INTEGER, allow_null=True, required=False)
     memory_mib = StrictIntegerField(min_value=0, max_value=MAX_SAFE_INTEGER, allow_null=True, required=False)
     link_speed_mbps = StrictIntegerField(min_value=0, max_value=MAX_SAFE_INTEGER, allow_null=True, required=False)
+    migration_max_bandwidth_mib_s = StrictIntegerField(
+        min_value=1,
+        max_value=MAX_SAFE_INTEGER,
+        allow_null=True,
+        required=False,
+        help_text="The host's own cap on one migration (MiB/s), used when the cluster gives no bandwidth figure.",
+    )
 
 
 @extend_schema_field(CapabilitiesSerializer)

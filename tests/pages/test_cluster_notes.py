@@ -81,8 +81,10 @@ def test_auto_with_an_automatic_bandwidth_is_said_with_when():
 
 def test_the_automatic_count_falls_back_without_a_bandwidth_figure():
     assert messages(policy=MINIMAL, parallel="auto", bandwidth="hypervisor_default") == [
+        "Bandwidth is the hypervisor default: each migration is limited to its source host's own cap "
+        "(52 MiB/s where the host reports none).",
         "Bandwidth is the hypervisor default, so the number of parallel connections cannot be derived: "
-        "the migration is not parallel."
+        "the migration is not parallel.",
     ]
     assert [
         n.code

@@ -41,6 +41,8 @@ KNOWN_CODES = {
     "zerocopy_unsupported_destination",
     "parallel_unsupported_destination",
     "hypervisor_schedule",
+    "bandwidth_hypervisor_default",
+    "bandwidth_unknown_link_speed",
 }
 
 

@@ -100,7 +100,7 @@ def test_10_gbits_with_auto_parallel_gives_2_connections():
 
 
 def test_very_large_vms_sends_zerocopy_and_parallel_to_libvirt():
-    plan = plan_for(policy=VLVM, parallel_migrations_policy="custom", custom_parallel_migrations=4)
+    plan = plan_for(policy=VLVM, parallel_migrations_policy="custom", custom_parallel_migrations=4, link=20_000)
     flags = plan["libvirt"]["flags"]
     assert {"VIR_MIGRATE_ZEROCOPY", "VIR_MIGRATE_PARALLEL", "VIR_MIGRATE_LIVE", "VIR_MIGRATE_PEER2PEER"} <= set(flags)
     assert plan["decisions"] == []
@@ -114,19 +114,25 @@ def test_very_large_vms_sends_zerocopy_and_parallel_to_libvirt():
 
 def test_zerocopy_enforces_parallel_when_disabled():
     plan = plan_for(policy=VLVM, parallel_migrations_policy="disabled", migration_bandwidth="hypervisor_default")
-    assert codes(plan) == ["parallel_enforced", "parallel_fallback"]
+    assert codes(plan) == ["parallel_enforced", "bandwidth_hypervisor_default", "parallel_fallback"]
     assert plan["parallel_connections"] == 2
     assert plan["zerocopy"] is True
 
 
 def test_encryption_turns_zerocopy_off_and_gives_tls():
     plan = plan_for(
-        policy=VLVM, migration_encrypted="true", parallel_migrations_policy="custom", custom_parallel_migrations=4
+        policy=VLVM,
+        migration_encrypted="true",
+        parallel_migrations_policy="custom",
+        custom_parallel_migrations=4,
+        link=20_000,
     )
     assert plan["zerocopy"] is False
     assert "VIR_MIGRATE_ZEROCOPY" not in plan["libvirt"]["flags"]
     assert "VIR_MIGRATE_TLS" in plan["libvirt"]["flags"]
-    assert plan["libvirt"]["params"]["tls.destination"] == "10.1.0.2"
+    # The name in the destination's certificate: the host its libvirt connection names (as Vdsm
+    # sends the management host name), not the migration address.
+    assert plan["libvirt"]["params"]["tls.destination"] == "b"
     assert codes(plan) == ["zerocopy_disabled_encryption"]
 
 
@@ -140,7 +146,12 @@ def test_a_vm_can_turn_encryption_off_for_itself():
 def test_source_host_without_zerocopy_is_an_api_mismatch_and_the_migration_proceeds():
     plan = plan_for(policy=VLVM, source={"zerocopy_migrations": False, "parallel_migrations": True})
     assert plan["zerocopy"] is False
-    assert codes(plan) == ["parallel_enforced", "zerocopy_unsupported_host", "parallel_fallback"]
+    assert codes(plan) == [
+        "parallel_enforced",
+        "zerocopy_unsupported_host",
+        "bandwidth_unknown_link_speed",
+        "parallel_fallback",
+    ]
     assert plan["decisions"][1]["message"] == (
         "The source host does not support zero-copy, so this migration will copy memory normally."
     )
@@ -162,7 +173,11 @@ def test_host_without_parallel_gets_neither_parallel_nor_zerocopy():
 
 def test_very_large_vms_at_a_level_without_parallel_reports_the_level():
     plan = plan_for(
-        policy=VLVM, compatibility_version="4.6", parallel_migrations_supported=False, parallel_migrations_policy="auto"
+        policy=VLVM,
+        compatibility_version="4.6",
+        parallel_migrations_supported=False,
+        parallel_migrations_policy="auto",
+        link=20_000,
     )
     assert plan["zerocopy"] is False
     assert plan["parallel_connections"] is None
@@ -171,7 +186,7 @@ def test_very_large_vms_at_a_level_without_parallel_reports_the_level():
 
 
 def test_parallel_migration_switches_compression_off():
-    plan = plan_for(policy=SUSPEND, parallel_migrations_policy="custom", custom_parallel_migrations=4)
+    plan = plan_for(policy=SUSPEND, parallel_migrations_policy="custom", custom_parallel_migrations=4, link=20_000)
     assert plan["compressed"] is False
     assert "VIR_MIGRATE_COMPRESSED" not in plan["libvirt"]["flags"]
     assert codes(plan) == ["compression_disabled"]
@@ -184,7 +199,7 @@ def test_suspend_workload_compresses_when_not_parallel():
 
 
 def test_parallel_migration_removes_postcopy_steps():
-    plan = plan_for(policy=POSTCOPY, parallel_migrations_policy="custom", custom_parallel_migrations=4)
+    plan = plan_for(policy=POSTCOPY, parallel_migrations_policy="custom", custom_parallel_migrations=4, link=20_000)
     assert plan["post_copy"] is False
     assert all(step["action"]["name"] != "postcopy" for step in plan["convergence_schedule"]["stalling"])
     assert codes(plan) == ["postcopy_removed"]
@@ -202,17 +217,44 @@ def test_bandwidth_is_divided_by_the_cluster_policys_max_migrations():
     assert plan["libvirt"]["params"]["bandwidth"] == 500
 
 
-def test_auto_bandwidth_uses_the_slower_link_and_unknown_links_give_no_limit():
+def test_auto_bandwidth_uses_the_slower_link_and_unknown_links_give_the_hosts_own_cap():
     assert plan_for(link=20_000, parallel_migrations_policy="disabled")["max_bandwidth_mib_s"] == 1250
     unknown = plan_for(link=None, parallel_migrations_policy="auto")
-    assert unknown["max_bandwidth_mib_s"] is None
-    assert "bandwidth" not in unknown["libvirt"]["params"]
-    assert codes(unknown) == ["parallel_fallback"]
+    # Never unthrottled: Vdsm's migration_max_bandwidth (52 MiB/s) when the source reports no cap.
+    assert unknown["max_bandwidth_mib_s"] == 52
+    assert unknown["libvirt"]["params"]["bandwidth"] == 52
+    assert codes(unknown) == ["bandwidth_unknown_link_speed", "parallel_fallback"]
+    assert "52 MiB/s" in unknown["decisions"][0]["message"]
 
 
-def test_hypervisor_default_bandwidth_passes_no_limit():
+def test_hypervisor_default_bandwidth_is_the_source_hosts_own_cap():
     plan = plan_for(migration_bandwidth="hypervisor_default", link=40_000)
-    assert "bandwidth" not in plan["libvirt"]["params"]
+    assert plan["libvirt"]["params"]["bandwidth"] == 52
+    assert codes(plan) == ["bandwidth_hypervisor_default"]
+    capped = plan_for(
+        migration_bandwidth="hypervisor_default",
+        source=CAPABLE | {"max_bandwidth_mib_s": 300, "name": "kvm-a"},
+        policy=MINIMAL,  # 2 concurrent migrations: a host's own cap is per migration, never shared
+    )
+    assert capped["libvirt"]["params"]["bandwidth"] == capped["max_bandwidth_mib_s"] == 300
+    assert "the source host kvm-a's configured cap of 300 MiB/s" in capped["decisions"][0]["message"]
+
+
+def test_the_automatic_count_comes_from_the_clusters_figure_before_it_is_shared():
+    """25 Gbit/s with Auto: oVirt uses 2 connections although the policy's 2 migrations share it."""
+    plan = plan_for(
+        policy=MINIMAL,
+        migration_bandwidth="custom",
+        migration_bandwidth_custom_mbps=25_000,
+        parallel_migrations_policy="auto",
+    )
+    assert plan["parallel_connections"] == 2
+    assert plan["max_bandwidth_mib_s"] == 3125 // 2  # the bandwidth itself is shared
+    assert codes(plan) == []
+
+
+def test_abort_on_error_is_always_asked_for():
+    assert "VIR_MIGRATE_ABORT_ON_ERROR" in plan_for()["libvirt"]["flags"]
 
 
 def test_custom_connections_are_capped_by_vcpus_but_at_least_2():
