@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migrations_app.resolver import (
+    ENCRYPTION_MIN_LEVEL,
     HYPERVISOR_BANDWIDTH_MIB_S,
     MBIT_PER_CONNECTION,
     Defaults,
     PolicyValues,
+    level_tuple,
     policy_override_message,
 )
 from policies.convergence import has_postcopy, has_schedule
@@ -61,6 +63,13 @@ def cluster_notes(
         if "inherit" not in (cluster_value, policy_value) and cluster_value != policy_value:
             note(code, policy_override_message(setting, policy))
 
+    is_encrypted = _tri(encrypted, defaults.encrypted)
+    if is_encrypted and level_tuple(level) < ENCRYPTION_MIN_LEVEL:
+        note(
+            "encryption_unsupported_level",
+            f"Compatibility version {level} does not support migration encryption: migrations are not encrypted.",
+        )
+        is_encrypted = False
     if parallel != "disabled" and not parallel_supported:
         note(
             "parallel_unsupported_level",
@@ -69,7 +78,6 @@ def cluster_notes(
         )
         parallel = "disabled"
 
-    is_encrypted = _tri(encrypted, defaults.encrypted)
     zerocopy = False
     if policy.zerocopy:
         if not parallel_supported:

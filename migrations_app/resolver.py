@@ -26,6 +26,8 @@ BASE_FLAGS = (
 )
 
 INHERIT, TRUE = "inherit", "true"
+#: Migration encryption exists from this compatibility version on; below it the engine sends none.
+ENCRYPTION_MIN_LEVEL = (4, 4)
 DISABLED, AUTO, AUTO_PARALLEL, CUSTOM = "disabled", "auto", "auto_parallel", "custom"
 
 
@@ -131,6 +133,14 @@ def _tri(value: str, inherited: bool) -> bool:
     return inherited if value == INHERIT else value == TRUE
 
 
+def level_tuple(level: str) -> tuple[int, ...]:
+    """ "4.7" -> (4, 7); a level that is not numbers sorts last."""
+    try:
+        return tuple(int(part) for part in level.split("."))
+    except ValueError:
+        return (999,)
+
+
 def _uri_host(address: str) -> str:
     return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
@@ -175,6 +185,7 @@ DECISION_REASONS = {
     "parallel_fallback": "the bandwidth gives too few automatic parallel connections, or is not known",
     "compression_disabled": "a parallel migration is not compressed",
     "postcopy_removed": "a parallel migration cannot switch to post-copy",
+    "encryption_unsupported_level": "the compatibility version has no migration encryption",
     "bandwidth_hypervisor_default": "the hypervisor's default bandwidth: the source host's own cap applies",
     "bandwidth_unknown_link_speed": "auto bandwidth without a known link speed: the source host's own cap applies",
     "hypervisor_schedule": "the policy sets no convergence schedule, so the hypervisor's own is used",
@@ -239,6 +250,12 @@ def resolve_plan(
         if cluster.migration_compressed != INHERIT and policy.migration_compression != cluster.migration_compressed:
             decide("compression_policy_override", policy_override_message("compression", policy))
         compressed = policy.migration_compression == TRUE
+    if encrypted and level_tuple(level) < ENCRYPTION_MIN_LEVEL:
+        decide(
+            "encryption_unsupported_level",
+            f"Compatibility version {level} does not support migration encryption, so this migration is not encrypted.",
+        )
+        encrypted = False
 
     if vm.parallel_migrations_policy != INHERIT:
         parallel, custom_count = vm.parallel_migrations_policy, vm.custom_parallel_migrations

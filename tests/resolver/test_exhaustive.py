@@ -43,6 +43,7 @@ KNOWN_CODES = {
     "hypervisor_schedule",
     "bandwidth_hypervisor_default",
     "bandwidth_unknown_link_speed",
+    "encryption_unsupported_level",
 }
 
 
@@ -70,6 +71,7 @@ def seed_rule_violations(case: dict, plan: dict) -> list[str]:
     encrypted = case["vm_encrypted"] == "true" or (
         case["vm_encrypted"] == "inherit" and case["cluster_encrypted"] == "true"
     )
+    encrypted = encrypted and case["level"] not in ("4.2", "4.3")  # no migration encryption before 4.4
     wants_zerocopy = policy.zerocopy and level_parallel and not encrypted
     host_can = case["host_zerocopy"] is True and case["host_parallel"] is not False
     if plan["zerocopy"] != (wants_zerocopy and host_can):
