@@ -229,13 +229,27 @@ def cases():
         yield tuple(rng.choice(axis) for axis in GRID)
 
 
+PLAN_FIELDS = (
+    "policy",
+    "zerocopy",
+    "parallel_connections",
+    "encrypted",
+    "compressed",
+    "auto_converge",
+    "post_copy",
+    "max_bandwidth_mib_s",
+    "incoming_limit",
+    "outgoing_limit",
+    "convergence_schedule",
+)
+
+
 def compare(inputs) -> list[str]:
     vm, cluster, source, destination, defaults = inputs
     got = resolve_plan(vm=vm, cluster=cluster, source=source, destination=destination, defaults=defaults).to_dict()
     want = expected_plan(vm, cluster, source, destination, defaults)
     problems = []
-    for key in ("policy", "zerocopy", "parallel_connections", "encrypted", "compressed", "auto_converge",
-                "post_copy", "max_bandwidth_mib_s", "incoming_limit", "outgoing_limit", "convergence_schedule"):  # fmt: skip
+    for key in PLAN_FIELDS:
         if got[key] != want[key]:
             problems.append(f"{key}: resolver {got[key]!r}, oracle {want[key]!r}")
     if set(got["libvirt"]["flags"]) != want["flags"]:
