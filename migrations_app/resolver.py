@@ -7,8 +7,10 @@ as a decision with a stable code; the migration always proceeds with whatever re
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from policies.convergence import has_postcopy, plan_schedule
 
@@ -67,6 +69,7 @@ class HostValues:
     zerocopy_migrations: bool | None = None  # None: not reported yet
     parallel_migrations: bool | None = None
     name: str = ""  # for the decisions' wording only
+    addresses: tuple[str, ...] = ()  # the addresses the host's own agent reported
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,25 @@ DECISION_REASONS = {
     "parallel_fallback": "the bandwidth gives too few automatic parallel connections, or is not known",
     "compression_disabled": "a parallel migration is not compressed",
     "postcopy_removed": "a parallel migration cannot switch to post-copy",
+    "migration_address_unverified": "the destination's migration address is not one it is known to own",
 }
+
+
+def _same_address(a: str, b: str) -> bool:
+    a, b = a.strip("[]").lower().rstrip("."), b.strip("[]").lower().rstrip(".")
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
+
+
+def owns_address(host: HostValues) -> bool:
+    """Guest memory goes only to an address the destination owns: the host its libvirt control
+    connection reaches (destination_uri's host), or one its own agent reported."""
+    control = urlsplit(host.destination_uri).hostname or ""
+    return bool(host.address) and any(
+        _same_address(host.address, owned) for owned in (control, *host.addresses) if owned
+    )
 
 
 def _on_off(value: bool) -> str:
@@ -321,14 +342,25 @@ def resolve_plan(
     limit = 1 if is_parallel else policy.max_migrations
 
     flags = list(BASE_FLAGS)
-    params: dict[str, Any] = {"migrate_uri": f"tcp://{_uri_host(destination.address)}"}
+    params: dict[str, Any] = {}
+    if owns_address(destination):
+        params["migrate_uri"] = f"tcp://{_uri_host(destination.address)}"
+    else:
+        control = urlsplit(destination.destination_uri).hostname or "its libvirt connection's host"
+        decide(
+            "migration_address_unverified",
+            f"{_host('destination', destination)} has the migration address {destination.address}, which is "
+            f"neither the host its libvirt connection reaches ({control}) nor an address its agent reported, so "
+            "the guest's memory is not sent there: the destination's libvirtd chooses its own address.",
+        )
     if auto_converge:
         flags.append("VIR_MIGRATE_AUTO_CONVERGE")
     if compressed:
         flags.append("VIR_MIGRATE_COMPRESSED")
     if encrypted:
         flags.append("VIR_MIGRATE_TLS")
-        params["tls.destination"] = destination.address
+        if "migrate_uri" in params:
+            params["tls.destination"] = destination.address
     if post_copy:
         flags.append("VIR_MIGRATE_POSTCOPY")
     if is_parallel:

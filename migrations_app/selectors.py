@@ -48,6 +48,7 @@ def host_values(host: Host) -> HostValues:
         zerocopy_migrations=caps.get("zerocopy_migrations"),
         parallel_migrations=caps.get("parallel_migrations"),
         name=host.name,
+        addresses=tuple(host.reported_addresses),
     )
 
 

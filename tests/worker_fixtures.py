@@ -21,6 +21,7 @@ from django.db import connection
 
 from clusters.models import VM, Cluster, Host
 from policies.models import VERY_LARGE_VMS_ID
+from tests.lab_fixtures import STATE as LAB_STATE
 
 REPO = Path(__file__).resolve().parents[1]
 LOG_DIR = REPO / "var" / "test-workers"
@@ -35,8 +36,21 @@ def database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+#: The lab's hosts are reached over qemu+tcp:// and UNIX sockets under var/lab (core/uris.py refuses
+#: both unless allowed): `make lab` allows them in var/ferry.env, the tests that use the lab here.
+LAB_URI_SETTINGS = {"FERRY_LIBVIRT_ALLOW_TCP": True, "FERRY_LIBVIRT_SOCKET_DIRS": [str(LAB_STATE.parent)]}
+
+
 def worker_env(**overrides: str) -> dict[str, str]:
-    env = dict(os.environ, DATABASE_URL=database_url(), FERRY_HOST_QUEUES="true", FERRY_LOG_LEVEL="INFO")
+    """A test worker stands in for the lab's hypervisors: it allows the lab's URIs."""
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url(),
+        FERRY_HOST_QUEUES="true",
+        FERRY_LOG_LEVEL="INFO",
+        FERRY_LIBVIRT_ALLOW_TCP="true",
+        FERRY_LIBVIRT_SOCKET_DIRS=str(LAB_STATE.parent),
+    )
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests' allowance, never a worker's
     env.setdefault("CELERY_BROKER_URL", settings.CELERY_BROKER_URL)
     return env | overrides
@@ -92,7 +106,15 @@ def host_workers(lab, django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def lab_cluster(lab, host_workers, transactional_db):
+def lab_uris(settings):
+    """Ferry's allow-list with the lab's allowances, as `make lab` sets them."""
+    for name, value in LAB_URI_SETTINGS.items():
+        setattr(settings, name, value)
+    return settings
+
+
+@pytest.fixture
+def lab_cluster(lab, host_workers, transactional_db, lab_uris):
     """The lab in Ferry, registered by `manage.py lab_register` as `make lab` does: cluster "lab"
     at 4.7 with Very large VMs, both hosts reported by the real refresh service, and their guests
     synced from libvirt."""

@@ -60,7 +60,7 @@ def plan_for(*, vcpus=16, vm_policy=None, source=None, link=None, defaults=None,
         source=HostValues(
             address="10.1.0.1", destination_uri="qemu+tls://a/system", link_speed_mbps=link, **source_caps
         ),
-        destination=HostValues(address="10.1.0.2", destination_uri="qemu+tls://b/system", link_speed_mbps=link),
+        destination=HostValues(address="10.1.0.2", destination_uri="qemu+tls://10.1.0.2/system", link_speed_mbps=link),
         defaults=defaults or Defaults(),
     ).to_dict()
 
@@ -268,7 +268,7 @@ def test_the_plan_has_the_contract_shape():
         "decisions",
     }
     assert set(plan["libvirt"]) == {"destination_uri", "flags", "params"}
-    assert plan["libvirt"]["destination_uri"] == "qemu+tls://b/system"
+    assert plan["libvirt"]["destination_uri"] == "qemu+tls://10.1.0.2/system"
     assert plan["libvirt"]["params"]["migrate_uri"] == "tcp://10.1.0.2"
 
 
