@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import template
@@ -33,6 +34,17 @@ def mib(value: Any) -> str:
         return humanbytes(float(value) * 2**20)
     except (TypeError, ValueError):
         return "—"
+
+
+@register.filter
+def iso_time(value: Any) -> str:
+    """An ISO 8601 time as stored in JSON (a host's status reason), shown to the second."""
+    if not isinstance(value, str):
+        return "—"
+    try:
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    except ValueError:
+        return value
 
 
 @register.filter
