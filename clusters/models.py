@@ -20,7 +20,6 @@ DEFAULT_LEVEL = "4.7"
 PARALLEL_MIN, PARALLEL_MAX = 2, 255
 
 
-
 @deconstructible
 class LibvirtUriValidator:
     """A connection field (libvirt_uri, peer_uri) on core.uris's allow-list, with this deployment's

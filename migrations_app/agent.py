@@ -3,8 +3,9 @@
 They speak to libvirt only through ferry_agent.virt, in plain values, and every URI is checked
 against Ferry's allow-list (core.uris, ferry_agent.checks) right before libvirt opens it, so a
 row written any other way than through the model's validation still cannot start a program. They
-speak to the database through conditional UPDATEs, so a duplicate delivery, a cancel or a reconciler racing a running job
-cannot move a job backwards or end it twice. Every change is audited with the task as the actor.
+speak to the database through conditional UPDATEs, so a duplicate delivery, a cancel or a
+reconciler racing a running job cannot move a job backwards or end it twice. Every change is
+audited with the task as the actor.
 """
 
 from __future__ import annotations

@@ -75,7 +75,9 @@ def test_make_lab_allows_its_uris_for_the_checkout_and_lab_down_takes_that_back(
     take_back = "-m config.envfile unset FERRY_LIBVIRT_ALLOW_TCP FERRY_LIBVIRT_SOCKET_DIRS"
     assert allow in makefile and take_back in makefile
     envfile.update(tmp_path / "ferry.env", {"FERRY_HOST_QUEUES": "false"})
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_LIBVIRT")} | {"FERRY_VAR_DIR": str(tmp_path)}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_LIBVIRT")} | {
+        "FERRY_VAR_DIR": str(tmp_path)
+    }
     lab_dir = str(tmp_path / "lab")
 
     subprocess.run([sys.executable, *allow.replace("$(LAB_DIR)", lab_dir).split()], cwd=REPO, env=environ, check=True)

@@ -3,14 +3,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clusters.models import (
+    ADDRESS_SHAPE,
+    LIBVIRT_URI_SHAPE,
     VM,
     Bandwidth,
     Cluster,
     ClusterLevel,
     Host,
     ParallelPolicy,
-    ADDRESS_SHAPE,
-    LIBVIRT_URI_SHAPE,
 )
 from core.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField, ecma_regex
 from core.api.serializers import FerryModelSerializer
@@ -119,7 +119,9 @@ class CapabilitiesSerializer(serializers.Serializer):
     cpu_count = StrictIntegerField(min_value=0, max_value=MAX_SAFE_INTEGER, allow_null=True, required=False)
     memory_mib = StrictIntegerField(min_value=0, max_value=MAX_SAFE_INTEGER, allow_null=True, required=False)
     link_speed_mbps = StrictIntegerField(min_value=0, max_value=MAX_SAFE_INTEGER, allow_null=True, required=False)
-    addresses = serializers.ListField(child=serializers.IPAddressField(), max_length=64, allow_null=True, required=False)
+    addresses = serializers.ListField(
+        child=serializers.IPAddressField(), max_length=64, allow_null=True, required=False
+    )
 
 
 @extend_schema_field(CapabilitiesSerializer)

@@ -42,7 +42,15 @@ def unverified(result: dict) -> list[dict]:
         replace(DESTINATION, address="fd00::2", destination_uri="qemu+tls://[fd00:0::2]/system"),
         replace(DESTINATION, address="fd00::2", addresses=("fd00:0:0::2",)),
     ],
-    ids=["control host", "control host tcp", "reported", "name", "name spelled otherwise", "ipv6 control", "ipv6 reported"],
+    ids=[
+        "control host",
+        "control host tcp",
+        "reported",
+        "name",
+        "name spelled otherwise",
+        "ipv6 control",
+        "ipv6 reported",
+    ],
 )
 def test_an_owned_address_carries_the_guests_memory(destination):
     result = plan(destination)

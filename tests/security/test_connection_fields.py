@@ -35,7 +35,12 @@ FORBIDDEN = [
     "qemu+tls://user@hv.example/system",
     "qemu+tls://hv.example/system#x",
 ]
-ALLOWED = ["qemu:///system", "qemu+tls://hv.example/system", "qemu+tls://10.1.2.3:16514/system", "qemu+tls://[fd00::1]/system"]
+ALLOWED = [
+    "qemu:///system",
+    "qemu+tls://hv.example/system",
+    "qemu+tls://10.1.2.3:16514/system",
+    "qemu+tls://[fd00::1]/system",
+]
 
 
 def admin_api():
@@ -86,12 +91,18 @@ def test_tcp_and_sockets_only_where_the_settings_allow_them(settings, tmp_path):
     host = HostFactory()
     api = admin_api()
     inside = f"qemu:///system?socket={tmp_path}/hosta/libvirt-sock"
-    assert api.patch(f"/api/hosts/{host.pk}/", {"peer_uri": "qemu+tcp://127.0.0.3/system"}, format="json").status_code == 400
+    assert (
+        api.patch(f"/api/hosts/{host.pk}/", {"peer_uri": "qemu+tcp://127.0.0.3/system"}, format="json").status_code
+        == 400
+    )
     assert api.patch(f"/api/hosts/{host.pk}/", {"libvirt_uri": inside}, format="json").status_code == 400
 
     settings.FERRY_LIBVIRT_ALLOW_TCP = True
     settings.FERRY_LIBVIRT_SOCKET_DIRS = [str(tmp_path)]
-    assert api.patch(f"/api/hosts/{host.pk}/", {"peer_uri": "qemu+tcp://127.0.0.3/system"}, format="json").status_code == 200
+    assert (
+        api.patch(f"/api/hosts/{host.pk}/", {"peer_uri": "qemu+tcp://127.0.0.3/system"}, format="json").status_code
+        == 200
+    )
     assert api.patch(f"/api/hosts/{host.pk}/", {"libvirt_uri": inside}, format="json").status_code == 200
     outside = api.patch(f"/api/hosts/{host.pk}/", {"libvirt_uri": "qemu:///system?socket=/tmp/x.sock"}, format="json")
     assert outside.status_code == 400 and str(tmp_path) in outside.json()["libvirt_uri"][0]
@@ -99,7 +110,10 @@ def test_tcp_and_sockets_only_where_the_settings_allow_them(settings, tmp_path):
     assert api.patch(f"/api/hosts/{host.pk}/", {"libvirt_uri": escape}, format="json").status_code == 400
 
 
-@pytest.mark.parametrize("address", ["10.0.0.1/24", "hv a", "hv;reboot", "hv.example?x=1", "[10.0.0.1]", "", "a" * 64 + ".example", "1.2.3.256"])
+@pytest.mark.parametrize(
+    "address",
+    ["10.0.0.1/24", "hv a", "hv;reboot", "hv.example?x=1", "[10.0.0.1]", "", "a" * 64 + ".example", "1.2.3.256"],
+)
 def test_a_migration_address_is_a_host_name_or_an_ip_address(address):
     host = HostFactory()
     response = admin_api().patch(f"/api/hosts/{host.pk}/", {"address": address}, format="json")
@@ -127,7 +141,12 @@ def test_an_operator_edits_no_host_field_through_the_api(method, field, value):
     host = HostFactory()
     other = HostFactory()
     value = str(other.cluster_id) if field == "cluster" else value
-    body = {"name": host.name, "cluster": str(host.cluster_id), "address": host.address, "libvirt_uri": host.libvirt_uri}
+    body = {
+        "name": host.name,
+        "cluster": str(host.cluster_id),
+        "address": host.address,
+        "libvirt_uri": host.libvirt_uri,
+    }
     body[field] = value
     before = (Host.objects.values().get(pk=host.pk), AuditEntry.objects.count())
 
