@@ -51,7 +51,7 @@ def silent_peer():
     peer.close()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_admins_edit_during_a_slow_refresh_survives_it(settings, monkeypatch, silent_peer):
     pytest.importorskip("libvirt")
     settings.FERRY_LIBVIRT_ALLOW_TCP = True
