@@ -132,9 +132,9 @@ class CapabilitiesField(serializers.JSONField):
 class StatusReasonSerializer(serializers.Serializer):
     """Why the host is not up: which check, its error, when ({} while nothing is wrong)."""
 
-    check = serializers.CharField()
-    message = serializers.CharField()
-    at = serializers.DateTimeField()
+    check = serializers.CharField(required=False)
+    message = serializers.CharField(required=False)
+    at = serializers.DateTimeField(required=False)
 
 
 @extend_schema_field(StatusReasonSerializer)
@@ -166,7 +166,10 @@ class HostSerializer(FerryModelSerializer):
             "address": {"validators": [ADDRESS]},
             "libvirt_uri": {"validators": [LIBVIRT_URI]},
             "peer_uri": {"validators": [LIBVIRT_URI]},
-            "status": {"help_text": "Admins set up or maintenance; monitoring sets non_operational and unknown."},
+            "status": {
+                "help_text": "Admins set up or maintenance (better: the maintenance and activate actions); "
+                "activate makes it activating until its agent reports; monitoring sets non_operational and unknown."
+            },
         }
 
 

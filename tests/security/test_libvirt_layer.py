@@ -38,11 +38,50 @@ def lab_allowances(settings, tmp_path):
 
 
 def test_the_attack_is_real_libvirt_itself_runs_the_program(program):
-    pytest.importorskip("libvirt")
+    libvirt = pytest.importorskip("libvirt")
     script, marker = program
-    with pytest.raises(virt.VirtError):
-        virt.host_capabilities(f"qemu+ext:///system?command={script}", timeout=20)
+    with pytest.raises(libvirt.libvirtError):
+        libvirt.open(f"qemu+ext:///system?command={script}")
     assert marker.exists(), "libvirt did not start the program: this test proves nothing here"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["qemu+ext:///system?command={script}", "qemu+ssh://localhost/system?command={script}", "qemu+ext:///session"],
+)
+def test_the_libvirt_layer_itself_never_opens_a_program(program, uri):
+    """ferry_agent.virt's own floor, under every caller's allow-list: no program, whatever policy."""
+    script, marker = program
+    with pytest.raises(virt.VirtError, match="refused before libvirt"):
+        virt.host_capabilities(uri.format(script=script), timeout=20)
+    with pytest.raises(virt.VirtError, match="refused before libvirt"):
+        virt.migrate(
+            source_uri="qemu:///system",
+            domain_uuid="00000000-0000-4000-8000-000000000001",
+            destination_uri=uri.format(script=script),
+            flags=["VIR_MIGRATE_LIVE"],
+            params={},
+            schedule={},
+            timeout=5,
+            on_progress=lambda report: None,
+            should_cancel=lambda: False,
+        )
+    assert not marker.exists()
+
+
+def test_the_libvirt_layer_refuses_a_migrate_uri_that_is_not_tcp():
+    with pytest.raises(virt.VirtError, match="refused before libvirt"):
+        virt.migrate(
+            source_uri="qemu:///system",
+            domain_uuid="00000000-0000-4000-8000-000000000001",
+            destination_uri="qemu+tls://hv.example/system",
+            flags=["VIR_MIGRATE_LIVE"],
+            params={"migrate_uri": "exec:touch /tmp/x"},
+            schedule={},
+            timeout=5,
+            on_progress=lambda report: None,
+            should_cancel=lambda: False,
+        )
 
 
 def test_a_refresh_refuses_a_stored_program_uri_and_says_why(program):
