@@ -332,7 +332,10 @@ class Host(VersionedModel):
         "it: the host of its connection URI, or an address its agent reported.",
     )
     libvirt_uri = models.CharField(
-        max_length=500, validators=[libvirt_uri_validator], help_text="How this host's agent opens libvirt."
+        max_length=500,
+        validators=[libvirt_uri_validator],
+        help_text="How this host's agent opens libvirt: qemu:///system on the host itself, or "
+        "qemu+tls://<host>[:port]/system.",
     )
     peer_uri = models.CharField(
         max_length=500,
