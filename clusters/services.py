@@ -48,18 +48,37 @@ def cluster_delete(*, actor: Actor, cluster: Cluster, expected_version: int | No
 def _check_admin_status(status: str | None) -> None:
     if status is not None and status not in ADMIN_HOST_STATUSES:
         raise ValidationError(
-            {"status": "Admins set a host Up or Maintenance; monitoring sets Non operational and Unknown."}
+            {
+                "status": "Admins set a host Up (it is activating until its agent reports) or Maintenance; "
+                "monitoring sets the others."
+            }
         )
 
 
 def host_create(*, actor: Actor, data: dict[str, Any]) -> Host:
     _check_admin_status(data.get("status"))
+    if data.get("status") == HostStatus.UP:
+        # Up only on its agent's report: a new host said to be up is activated.
+        with transaction.atomic():
+            host = object_create(actor=actor, instance=Host(**(data | {"status": HostStatus.UNKNOWN})))
+            return host_activate(actor=actor, host=host)
     return object_create(actor=actor, instance=Host(**data))
 
 
 def host_update(*, actor: Actor, host: Host, data: dict[str, Any], expected_version: int | None = None) -> Host:
     if "status" in data and data["status"] != host.status:
         _check_admin_status(data["status"])
+    stored_status = Host.objects.filter(pk=host.pk).values_list("status", flat=True).first()
+    if data.get("status") == HostStatus.UP and stored_status not in (HostStatus.UP, None):
+        # Up only on its agent's report: an edit that brings a host up is an activation.
+        with transaction.atomic():
+            host = object_update(
+                actor=actor,
+                instance=host,
+                changes={name: value for name, value in data.items() if name != "status"},
+                expected_version=expected_version,
+            )
+            return host_activate(actor=actor, host=host)
     return object_update(actor=actor, instance=host, changes=data, expected_version=expected_version)
 
 

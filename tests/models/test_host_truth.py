@@ -126,3 +126,27 @@ def test_reported_addresses_are_ip_strings(addresses):
 def test_reported_addresses_are_stored():
     host = report(HostFactory(), addresses=["10.0.0.1", "fd00::1"])
     assert host.reported_addresses == ["10.0.0.1", "fd00::1"]
+
+
+def test_an_edit_that_brings_a_host_up_is_an_activation(admin_user, django_capture_on_commit_callbacks, monkeypatch):
+    asked = []
+    monkeypatch.setattr("migrations_app.tasks.enqueue_refresh_capabilities", asked.append)
+    host = HostFactory(status=HostStatus.NON_OPERATIONAL)
+    api = token_client(admin_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.patch(f"/api/hosts/{host.pk}/", {"status": "up", "name": "hv-back"}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["status"], response.json()["name"]) == ("activating", "hv-back")
+    assert [h.pk for h in asked] == [host.pk]
+
+
+def test_a_new_host_said_to_be_up_is_activated(admin_user, django_capture_on_commit_callbacks, monkeypatch):
+    monkeypatch.setattr("migrations_app.tasks.enqueue_refresh_capabilities", lambda host: None)
+    cluster = HostFactory().cluster
+    data = {"name": "hv-new", "cluster": str(cluster.pk), "address": "10.9.9.9", "libvirt_uri": "qemu:///system"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = token_client(admin_user).post("/api/hosts/", data | {"status": "up"}, format="json")
+    assert response.status_code == 201, response.content
+    assert Host.objects.get(name="hv-new").status == HostStatus.ACTIVATING
