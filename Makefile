@@ -55,12 +55,19 @@ typecheck: setup-dev
 test: setup-test lint checks typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# The lab's hosts are reached over qemu+tcp:// and UNIX sockets under var/lab (LAB_ID: var/lab-<id>),
+# which Ferry refuses unless allowed (core/uris.py): make lab allows both in var/ferry.env, for
+# this checkout only, and make lab-down takes that back.
+LAB_DIR = $(CURDIR)/var/lab$(if $(LAB_ID),-$(LAB_ID))
+
 lab: setup-lab
 	@lab/lab.sh up
+	$(PY) -m config.envfile set FERRY_LIBVIRT_ALLOW_TCP=true FERRY_LIBVIRT_SOCKET_DIRS=$(LAB_DIR)
 	$(PY) manage.py lab_register
 
 lab-down:
 	@lab/lab.sh down
+	$(PY) -m config.envfile unset FERRY_LIBVIRT_ALLOW_TCP FERRY_LIBVIRT_SOCKET_DIRS
 
 bench: setup
 	@$(VENV)/bin/pip install -q --no-deps --require-hashes -r requirements-bench.txt

@@ -85,7 +85,7 @@ class HostAdmin(ServiceAdmin):
     list_filter = ("status", "cluster")
     list_select_related = ("cluster",)
     search_fields = ("name", "address", "libvirt_uri")
-    readonly_fields = ("capabilities", "capabilities_updated_at", "version")
+    readonly_fields = ("capabilities", "capabilities_updated_at", "status_reason", "version")
     actions = ("refresh_capabilities", "set_maintenance", "activate")
     services = HOST_SERVICES
 
@@ -115,7 +115,7 @@ class HostAdmin(ServiceAdmin):
         host_activate,
         on="host",
         description="Activate the selected hosts",
-        done="Hosts activated",
+        done="Hosts activating (up once their agents report)",
         permission="operate",
     )
 

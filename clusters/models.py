@@ -1,23 +1,74 @@
+import ipaddress
 import re
 import uuid
+from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.deconstruct import deconstructible
 
 from core.choices import TriState
 from core.models import VersionedModel
+from core.uris import ALLOWED_TEXT, UnsafeURI, check_host_name, check_libvirt_uri
 from policies.models import MINIMAL_DOWNTIME_ID, MigrationPolicy
 
 DEFAULT_LEVEL = "4.7"
 PARALLEL_MIN, PARALLEL_MAX = 2, 255
 
-libvirt_uri_validator = RegexValidator(
-    r"^[a-z][a-z0-9+.-]*://\S*$", "Enter a libvirt URI such as qemu+tls://host.example/system."
-)
-address_validator = RegexValidator(
-    r"^(\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:]*:[0-9a-fA-F:.]+|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$",
+
+@deconstructible
+class LibvirtUriValidator:
+    """A connection field (libvirt_uri, peer_uri) on core.uris's allow-list, with this deployment's
+    settings: qemu+tcp:// only where FERRY_LIBVIRT_ALLOW_TCP is on, ?socket= only inside
+    FERRY_LIBVIRT_SOCKET_DIRS. The settings are read at each call, so a test or the lab can turn them on."""
+
+    code = "unsafe_uri"
+
+    def __call__(self, value: str) -> None:
+        try:
+            check_libvirt_uri(value, **libvirt_uri_options())
+        except UnsafeURI as error:
+            raise ValidationError(str(error), code=self.code) from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LibvirtUriValidator)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+def libvirt_uri_options() -> dict[str, Any]:
+    """This deployment's allow-list options for core.uris.check_libvirt_uri."""
+    return {
+        "allow_tcp": bool(getattr(settings, "FERRY_LIBVIRT_ALLOW_TCP", False)),
+        "socket_dirs": tuple(getattr(settings, "FERRY_LIBVIRT_SOCKET_DIRS", ()) or ()),
+    }
+
+
+def validate_host_address(value: str) -> None:
+    """A host name, an IPv4 address, or an IPv6 address (bare or in brackets): nothing else reaches a URI."""
+    bare = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    if ":" in bare:
+        try:
+            ipaddress.IPv6Address(bare)
+        except ValueError:
+            raise ValidationError(f"{value!r} is not a valid IPv6 address.", code="invalid") from None
+        return
+    try:
+        check_host_name(value)
+    except UnsafeURI as error:
+        raise ValidationError(f"{error} Enter a host name or an IP address.", code="invalid") from None
+
+
+libvirt_uri_validator = LibvirtUriValidator()
+# The shapes the API schema publishes; the validators above are the rule.
+LIBVIRT_URI_SHAPE = RegexValidator(r"^qemu(\+tls|\+tcp)?://\S*$", ALLOWED_TEXT)
+ADDRESS_SHAPE = RegexValidator(
+    r"^(\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:]*:[0-9a-fA-F:.]+|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\.?)$",
     "Enter a host name or an IP address.",
 )
 
@@ -195,10 +246,15 @@ class Cluster(_OriginalValuesMixin, VersionedModel):
 
 class HostStatus(models.TextChoices):
     UP = "up", "Up"
+    ACTIVATING = "activating", "Activating"
     MAINTENANCE = "maintenance", "Maintenance"
+    PREPARING_FOR_MAINTENANCE = "preparing_for_maintenance", "Preparing for maintenance"
     NON_OPERATIONAL = "non_operational", "Non operational"
     UNKNOWN = "unknown", "Unknown"
 
+
+#: A report never moves a host out of these: an admin put it there.
+MAINTENANCE_STATUSES = (HostStatus.MAINTENANCE, HostStatus.PREPARING_FOR_MAINTENANCE)
 
 CAPABILITY_TYPES: dict[str, tuple[type, ...]] = {
     "libvirt_version": (str,),
@@ -212,7 +268,29 @@ CAPABILITY_TYPES: dict[str, tuple[type, ...]] = {
     # The host's own cap on one migration (Vdsm's migration_max_bandwidth): what applies when the
     # cluster gives no bandwidth figure.
     "migration_max_bandwidth_mib_s": (int,),
+    # The addresses the host's agent found on its own interfaces: where guest memory may be sent.
+    "addresses": (list,),
 }
+#: A report without one of these (or with it null) is not a report: it never brings a host up.
+REQUIRED_CAPABILITIES = (
+    "libvirt_version",
+    "qemu_version",
+    "zerocopy_migrations",
+    "parallel_migrations",
+    "memory_mib",
+    "cpu_count",
+)
+MAX_REPORTED_ADDRESSES = 64
+
+
+def _check_addresses(items: list) -> None:
+    if len(items) > MAX_REPORTED_ADDRESSES:
+        raise ValidationError(f"addresses holds at most {MAX_REPORTED_ADDRESSES} entries.")
+    for item in items:
+        try:
+            ipaddress.ip_address(item if isinstance(item, str) else "")
+        except ValueError:
+            raise ValidationError(f"addresses must be IP address strings; {item!r} is not one.") from None
 
 
 def validate_capabilities(value) -> None:
@@ -228,10 +306,22 @@ def validate_capabilities(value) -> None:
             continue
         if not isinstance(item, types) or (bool not in types and isinstance(item, bool)):
             raise ValidationError(f"{key} must be a {types[0].__name__} or null.")
+        if isinstance(item, list):
+            _check_addresses(item)
         if isinstance(item, int) and not isinstance(item, bool) and item < 0:
             raise ValidationError(f"{key} must not be negative.")
         if isinstance(item, str) and (len(item) > 64 or not re.fullmatch(r"[\w.+~-]*", item)):
             raise ValidationError(f"{key} must be a version string such as 9.0.0.")
+
+
+def validate_capabilities_report(value) -> None:
+    """A whole report from a host's agent: well formed, and with every required key present."""
+    validate_capabilities(value)
+    missing = [key for key in REQUIRED_CAPABILITIES if value.get(key) is None]
+    if missing:
+        raise ValidationError(
+            f"A capabilities report must carry {', '.join(REQUIRED_CAPABILITIES)}; missing: {', '.join(missing)}."
+        )
 
 
 class Host(VersionedModel):
@@ -239,10 +329,16 @@ class Host(VersionedModel):
     name = models.CharField(max_length=100, unique=True)
     cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="hosts")
     address = models.CharField(
-        max_length=255, validators=[address_validator], help_text="Migration network address of this host."
+        max_length=255,
+        validators=[validate_host_address],
+        help_text="Migration network address of this host. Guest memory is sent here only when this host owns "
+        "it: the host of its connection URI, or an address its agent reported.",
     )
     libvirt_uri = models.CharField(
-        max_length=500, validators=[libvirt_uri_validator], help_text="How this host's agent opens libvirt."
+        max_length=500,
+        validators=[libvirt_uri_validator],
+        help_text="How this host's agent opens libvirt: qemu:///system on the host itself, or "
+        "qemu+tls://<host>[:port]/system.",
     )
     peer_uri = models.CharField(
         max_length=500,
@@ -251,7 +347,9 @@ class Host(VersionedModel):
         help_text="libvirt URI a source host uses to reach this one as a migration destination. "
         "Blank: libvirt_uri when it names a remote host, else qemu+tls://<address>/system.",
     )
-    status = models.CharField(max_length=16, choices=HostStatus.choices, default=HostStatus.UNKNOWN)
+    status = models.CharField(max_length=32, choices=HostStatus.choices, default=HostStatus.UNKNOWN)
+    # Why monitoring or an activation left the host not up: {"check", "message", "at"}; {} when up.
+    status_reason = models.JSONField(default=dict, blank=True, editable=False)
     capabilities = models.JSONField(default=dict, blank=True, validators=[validate_capabilities])
     capabilities_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -275,11 +373,28 @@ class Host(VersionedModel):
 
     @property
     def destination_uri(self) -> str:
+        """The libvirt URI a source host opens to reach this one: always on the allow-list's shape."""
         if self.peer_uri:
             return self.peer_uri
-        if re.match(r"^[a-z0-9+.-]+://[^/?]+", self.libvirt_uri):
+        parts = urlsplit(self.libvirt_uri)
+        if parts.scheme in ("qemu+tls", "qemu+tcp") and parts.netloc:
             return self.libvirt_uri
-        return f"qemu+tls://{self.address}/system"
+        return f"qemu+tls://{uri_host(self.address)}/system"
+
+    @property
+    def control_host(self) -> str:
+        """The host part of destination_uri, without brackets: the machine libvirt's control channel reaches."""
+        return (urlsplit(self.destination_uri).hostname or "").lower()
+
+    @property
+    def reported_addresses(self) -> list[str]:
+        addresses = (self.capabilities or {}).get("addresses") or []
+        return [item for item in addresses if isinstance(item, str)]
+
+
+def uri_host(address: str) -> str:
+    """An address as a URI's host part: an IPv6 address in brackets."""
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
 
 class VMStatus(models.TextChoices):

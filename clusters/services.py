@@ -1,14 +1,24 @@
 """Writes to cluster levels, clusters, hosts and VMs. Each is validated, versioned and audited."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from clusters.models import VM, Cluster, ClusterLevel, Host, HostStatus, validate_capabilities
-from core.audit import Actor, audit_record
-from core.services import ModelServices, object_create, object_delete, object_update
+from clusters.models import (
+    MAINTENANCE_STATUSES,
+    VM,
+    Cluster,
+    ClusterLevel,
+    Host,
+    HostStatus,
+    validate_capabilities_report,
+)
+from core.audit import Actor, audit_record, snapshot
+from core.services import ModelServices, StaleVersion, object_create, object_delete, object_update
 
 ADMIN_HOST_STATUSES = (HostStatus.UP, HostStatus.MAINTENANCE)
 
@@ -38,18 +48,37 @@ def cluster_delete(*, actor: Actor, cluster: Cluster, expected_version: int | No
 def _check_admin_status(status: str | None) -> None:
     if status is not None and status not in ADMIN_HOST_STATUSES:
         raise ValidationError(
-            {"status": "Admins set a host Up or Maintenance; monitoring sets Non operational and Unknown."}
+            {
+                "status": "Admins set a host Up (it is activating until its agent reports) or Maintenance; "
+                "monitoring sets the others."
+            }
         )
 
 
 def host_create(*, actor: Actor, data: dict[str, Any]) -> Host:
     _check_admin_status(data.get("status"))
+    if data.get("status") == HostStatus.UP:
+        # Up only on its agent's report: a new host said to be up is activated.
+        with transaction.atomic():
+            host = object_create(actor=actor, instance=Host(**(data | {"status": HostStatus.UNKNOWN})))
+            return host_activate(actor=actor, host=host)
     return object_create(actor=actor, instance=Host(**data))
 
 
 def host_update(*, actor: Actor, host: Host, data: dict[str, Any], expected_version: int | None = None) -> Host:
     if "status" in data and data["status"] != host.status:
         _check_admin_status(data["status"])
+    stored_status = Host.objects.filter(pk=host.pk).values_list("status", flat=True).first()
+    if data.get("status") == HostStatus.UP and stored_status not in (HostStatus.UP, None):
+        # Up only on its agent's report: an edit that brings a host up is an activation.
+        with transaction.atomic():
+            host = object_update(
+                actor=actor,
+                instance=host,
+                changes={name: value for name, value in data.items() if name != "status"},
+                expected_version=expected_version,
+            )
+            return host_activate(actor=actor, host=host)
     return object_update(actor=actor, instance=host, changes=data, expected_version=expected_version)
 
 
@@ -57,24 +86,76 @@ def host_delete(*, actor: Actor, host: Host, expected_version: int | None = None
     object_delete(actor=actor, instance=host, expected_version=expected_version)
 
 
+def _host_set(*, actor: Actor, host: Host, action: str, decide: Callable[[Host], dict[str, Any]]) -> Host:
+    """Write only what `decide` returns for the row as it is stored now (locked), never the caller's copy.
+
+    The agent's reports and the status actions go through here: they touch only status, the status
+    reason and the capabilities, so an admin's edit saved during a slow libvirt call survives. The
+    row's connection fields are not validated again: a host whose stored URI is refused must still
+    be markable non operational.
+    """
+    for _attempt in range(3):
+        with transaction.atomic():
+            stored = Host.objects.select_for_update().get(pk=host.pk)
+            changes = decide(stored)
+            changes = {name: value for name, value in changes.items() if getattr(stored, name) != value}
+            if not changes:
+                return stored
+            before = snapshot(stored)
+            # Conditional on the version just read: on SQLite, where select_for_update locks
+            # nothing, a writer that committed in between makes this match no row, and we decide again.
+            rows = Host.objects.filter(pk=stored.pk, version=stored.version)
+            if rows.update(**changes, version=F("version") + 1) == 1:
+                stored.refresh_from_db()
+                audit_record(actor=actor, action=action, instance=stored, before=before, after=snapshot(stored))
+                return stored
+    raise StaleVersion(host, host.version, Host.objects.filter(pk=host.pk).first())
+
+
+def status_reason(*, check: str, message: str) -> dict[str, str]:
+    """Why a host is not up: which check, what it said, when."""
+    return {"check": check, "message": message[:2000], "at": timezone.now().isoformat()}
+
+
 def host_set_maintenance(*, actor: Actor, host: Host) -> Host:
-    return object_update(actor=actor, instance=host, changes={"status": HostStatus.MAINTENANCE}, action="maintenance")
+    return _host_set(
+        actor=actor, host=host, action="maintenance", decide=lambda _stored: {"status": HostStatus.MAINTENANCE}
+    )
 
 
 def host_activate(*, actor: Actor, host: Host) -> Host:
-    return object_update(actor=actor, instance=host, changes={"status": HostStatus.UP}, action="activate")
+    """The host becomes Activating and its agent is asked to report: a good report brings it up."""
+    from migrations_app.tasks import enqueue_refresh_capabilities
+
+    def decide(_stored: Host) -> dict[str, Any]:
+        reason = status_reason(check="activation", message="Waiting for the host's agent to report.")
+        return {"status": HostStatus.ACTIVATING, "status_reason": reason}
+
+    with transaction.atomic():
+        host = _host_set(actor=actor, host=host, action="activate", decide=decide)
+        transaction.on_commit(lambda: enqueue_refresh_capabilities(host))
+    return host
 
 
 def host_report_capabilities(*, actor: Actor, host: Host, capabilities: dict[str, Any]) -> Host:
-    """A host agent's report: store it; a host that reports is reachable, so a lost one is up again."""
+    """A host agent's whole report: store it; a host that reports is reachable, so it is up again
+    (unless an admin put it into maintenance). A partial or empty report is refused."""
     try:
-        validate_capabilities(capabilities)
+        validate_capabilities_report(capabilities)
     except ValidationError as error:
         raise ValidationError({"capabilities": error.messages}) from None
-    changes: dict[str, Any] = {"capabilities": capabilities, "capabilities_updated_at": timezone.now()}
-    if host.status in (HostStatus.NON_OPERATIONAL, HostStatus.UNKNOWN):
-        changes["status"] = HostStatus.UP
-    return object_update(actor=actor, instance=host, changes=changes, action="capabilities")
+
+    def decide(stored: Host) -> dict[str, Any]:
+        changes: dict[str, Any] = {
+            "capabilities": capabilities,
+            "capabilities_updated_at": timezone.now(),
+            "status_reason": {},
+        }
+        if stored.status in (HostStatus.NON_OPERATIONAL, HostStatus.UNKNOWN, HostStatus.ACTIVATING):
+            changes["status"] = HostStatus.UP
+        return changes
+
+    return _host_set(actor=actor, host=host, action="capabilities", decide=decide)
 
 
 def host_request_refresh(*, actor: Actor, host: Host) -> None:
@@ -86,12 +167,19 @@ def host_request_refresh(*, actor: Actor, host: Host) -> None:
         transaction.on_commit(lambda: enqueue_refresh_capabilities(host))
 
 
-def host_mark_unreachable(*, actor: Actor, host: Host) -> Host:
-    if host.status == HostStatus.MAINTENANCE:
-        return host
-    return object_update(
-        actor=actor, instance=host, changes={"status": HostStatus.NON_OPERATIONAL}, action="unreachable"
-    )
+def host_mark_unreachable(
+    *, actor: Actor, host: Host, check: str = "libvirt_connection", message: str = "The host's agent did not report."
+) -> Host:
+    """Monitoring's verdict: the host is non operational, and why (which check, its error, when).
+    A host in maintenance stays there; the reason is kept all the same."""
+
+    def decide(stored: Host) -> dict[str, Any]:
+        changes: dict[str, Any] = {"status_reason": status_reason(check=check, message=message)}
+        if stored.status not in MAINTENANCE_STATUSES:
+            changes["status"] = HostStatus.NON_OPERATIONAL
+        return changes
+
+    return _host_set(actor=actor, host=host, action="unreachable", decide=decide)
 
 
 def vm_create(*, actor: Actor, data: dict[str, Any]) -> VM:

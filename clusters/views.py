@@ -126,7 +126,9 @@ def host_maintenance(request, pk):
 @page_login_required
 @permission_required("clusters.operate_host", raise_exception=True)
 def host_activate(request, pk):
-    return _host_action(request, pk, services.host_activate, "Host {host} is up.")
+    return _host_action(
+        request, pk, services.host_activate, "Host {host} is activating: it is up once its agent reports."
+    )
 
 
 @require_POST

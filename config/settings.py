@@ -251,6 +251,11 @@ FERRY_MIGRATION_STALL_S = float(os.environ.get("FERRY_MIGRATION_STALL_S", "600")
 FERRY_HOST_MAX_BANDWIDTH_MIB_S = max(1, int(os.environ.get("FERRY_HOST_MAX_BANDWIDTH_MIB_S", "52")))
 FERRY_RECONCILE_AFTER_S = int(os.environ.get("FERRY_RECONCILE_AFTER_S", "7200"))
 FERRY_CAPABILITIES_INTERVAL_S = int(os.environ.get("FERRY_CAPABILITIES_INTERVAL_S", "300"))
+# Connection fields (a host's libvirt_uri and peer_uri, core/uris.py): qemu+tcp:// (unauthenticated,
+# unencrypted) only when allowed, and ?socket= only inside these directories (comma-separated).
+# Both are off in production; `make lab` turns them on for its own hosts (var/ferry.env).
+FERRY_LIBVIRT_ALLOW_TCP = env_bool("FERRY_LIBVIRT_ALLOW_TCP", False)
+FERRY_LIBVIRT_SOCKET_DIRS = env_list("FERRY_LIBVIRT_SOCKET_DIRS", "")
 CELERY_BEAT_SCHEDULE = {
     "monitor-hosts": {"task": "ferry.monitor_hosts", "schedule": float(FERRY_CAPABILITIES_INTERVAL_S)},
     "reconcile-jobs": {"task": "ferry.reconcile", "schedule": 60.0},

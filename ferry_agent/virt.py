@@ -24,6 +24,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from core.uris import UnsafeURI, check_libvirt_uri, check_migrate_uri
 from ferry_agent import logs
 
 log = logging.getLogger(__name__)
@@ -167,8 +168,20 @@ def _guarded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
         raise _err(exc, what) from None
 
 
+def _floor(uri: Any, *, migrate: bool = False) -> str:
+    """The last check before libvirt, whatever the caller's own allow-list (ferry_agent.checks) let
+    through: never a transport that starts a program, never a query parameter but a socket path."""
+    try:
+        if migrate:
+            return check_migrate_uri(uri)
+        return check_libvirt_uri(uri, allow_tcp=True, socket_dirs=("/",))
+    except UnsafeURI as error:
+        raise VirtError(f"refused before libvirt: {uri!r}: {error}") from None
+
+
 def _with_conn(uri: str, timeout: float, what: str, fn: Callable[[Any], Any]) -> Any:
     """Open uri, run fn(conn), close it: all in one guarded thread."""
+    uri = _floor(uri)
     lv = _lv()
 
     def work() -> Any:
@@ -608,13 +621,15 @@ class Migration:
         pulse_s: float = DEFAULT_PULSE_S,
         stall_s: float | None = None,
     ):
+        self.source_uri = _floor(source_uri)
+        self.destination_uri = _floor(destination_uri)
+        if isinstance(params, dict) and "migrate_uri" in params:
+            _floor(params["migrate_uri"], migrate=True)
         self.lv = _lv()
         self.bits = _flag_bits(flags)
         if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
             raise VirtError("params must be a dict with libvirt typed-parameter names as keys")
-        self.source_uri = source_uri
         self.domain_uuid = domain_uuid
-        self.destination_uri = destination_uri
         self.params = params
         self.on_progress = on_progress
         self.should_cancel = should_cancel

@@ -1,8 +1,11 @@
 """The host agent's services: what the Celery tasks on a hypervisor do.
 
-They speak to libvirt only through ferry_agent.virt, in plain values, and to the database through
-conditional UPDATEs, so a duplicate delivery, a cancel or a reconciler racing a running job
-cannot move a job backwards or end it twice. Every change is audited with the task as the actor.
+They speak to libvirt only through ferry_agent.virt, in plain values, and every URI is checked
+against Ferry's allow-list (core.uris, ferry_agent.checks) right before libvirt opens it, so a
+row written any other way than through the model's validation still cannot start a program. They
+speak to the database through conditional UPDATEs, so a duplicate delivery, a cancel or a
+reconciler racing a running job cannot move a job backwards or end it twice. Every change is
+audited with the task as the actor.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from enum import Enum
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from clusters.models import VM, Host, VMStatus
+from clusters.models import VM, Host, VMStatus, libvirt_uri_options
 from clusters.services import host_mark_unreachable, host_report_capabilities, vm_create
 from core.audit import Actor, audit_record, snapshot
 from ferry_agent import virt
+from ferry_agent.checks import Order, Refused, UriPolicy, check_order
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_app.progress import record_progress
 
@@ -42,23 +47,45 @@ class Claim(Enum):
     NOT_QUEUED = "not_queued"  # a duplicate delivery, or cancelled before it started
 
 
+def uri_policy() -> UriPolicy:
+    """Ferry's own allow-list (the settings the model's validation reads), checked again here."""
+    return UriPolicy(**libvirt_uri_options())
+
+
 def capabilities_refresh(*, host_id: str) -> Host:
     host = Host.objects.get(pk=host_id)
     try:
-        capabilities = virt.host_capabilities(host.libvirt_uri, timeout=LIBVIRT_TIMEOUT_S)
+        uri = uri_policy().libvirt(host.libvirt_uri)
+    except Refused as error:
+        logger.error("host %s: %s", host.name, error)
+        return host_mark_unreachable(actor=REFRESH_ACTOR, host=host, check="libvirt_uri", message=str(error))
+    try:
+        capabilities = virt.host_capabilities(uri, timeout=LIBVIRT_TIMEOUT_S)
     except virt.VirtError as error:
-        logger.warning("host %s: libvirt unreachable at %s: %s", host.name, host.libvirt_uri, error)
-        return host_mark_unreachable(actor=REFRESH_ACTOR, host=host)
+        logger.warning("host %s: libvirt unreachable at %s: %s", host.name, uri, error)
+        return host_mark_unreachable(
+            actor=REFRESH_ACTOR, host=host, check="libvirt_connection", message=f"{uri}: {error}"
+        )
     capabilities["migration_max_bandwidth_mib_s"] = settings.FERRY_HOST_MAX_BANDWIDTH_MIB_S
-    return host_report_capabilities(actor=REFRESH_ACTOR, host=host, capabilities=capabilities)
+    try:
+        return host_report_capabilities(actor=REFRESH_ACTOR, host=host, capabilities=capabilities)
+    except ValidationError as error:
+        message = "; ".join(error.messages)
+        logger.error("host %s: capabilities report refused: %s", host.name, message)
+        return host_mark_unreachable(actor=REFRESH_ACTOR, host=host, check="capabilities_report", message=message)
 
 
 def inventory_sync(*, host_id: str) -> dict[str, int]:
     """The host's libvirt domains become VMs: new ones are added, moved ones follow their host,
     vanished ones are marked unknown. VMs in a migration are left to their job."""
     host = Host.objects.get(pk=host_id)
-    domains = virt.list_domains(host.libvirt_uri, timeout=LIBVIRT_TIMEOUT_S)
     counts = {"added": 0, "updated": 0, "moved": 0, "vanished": 0}
+    try:
+        uri = uri_policy().libvirt(host.libvirt_uri)
+    except Refused as error:
+        logger.error("host %s: inventory not synced: %s", host.name, error)
+        return counts
+    domains = virt.list_domains(uri, timeout=LIBVIRT_TIMEOUT_S)
     seen = set()
     busy = set(MigrationJob.objects.filter(state__in=ACTIVE_STATES).values_list("vm_id", flat=True))
     known = {str(vm.uuid): vm for vm in VM.objects.filter(uuid__in=[d["uuid"] for d in domains])}
@@ -156,8 +183,8 @@ def monitor_uri(host: Host) -> str:
 
 def _domain_state(uri: str, uuid: str) -> str | None:
     try:
-        return virt.domain_state(uri, uuid, timeout=LIBVIRT_TIMEOUT_S)
-    except virt.VirtError as error:
+        return virt.domain_state(uri_policy().libvirt(uri), uuid, timeout=LIBVIRT_TIMEOUT_S)
+    except (Refused, virt.VirtError) as error:
         logger.warning("cannot read domain %s at %s: %s", uuid, uri, error)
         return "unreachable"
 
@@ -250,23 +277,58 @@ def _final_stats(result: dict[str, Any]) -> dict[str, Any]:
     return stats
 
 
+def _allowed_or_none(uri: str) -> str | None:
+    try:
+        return uri_policy().libvirt(uri)
+    except Refused:
+        return None
+
+
+def _checked_order(job: MigrationJob) -> Order:
+    """The job's frozen plan and its hosts' URIs, every value checked as the host agent checks it
+    (ferry_agent.checks): the destination_uri and the migrate_uri included."""
+    return check_order(
+        {
+            "id": str(job.pk),
+            "vm_uuid": str(job.vm.uuid),
+            "source_uri": job.source_host.libvirt_uri,
+            "destination_monitor_uri": monitor_uri(job.destination_host),
+            "plan": job.plan,
+        },
+        uri_policy(),
+    )
+
+
 def migration_run(*, job_id: str) -> Claim:
     """Run one claimed job on libvirt with exactly its frozen plan, and end it truthfully."""
     claim = migration_claim(job_id=job_id)
     if claim is not Claim.STARTED:
         return claim
     job = MigrationJob.objects.select_related("vm", "source_host", "destination_host").get(pk=job_id)
-    plan = job.plan["libvirt"]
     source, destination, uuid = job.source_host, job.destination_host, str(job.vm.uuid)
+    try:
+        order = _checked_order(job)
+    except Refused as error:
+        # Nothing reaches libvirt: the job ends failed and the VM stays where it is.
+        logger.error("migration %s refused before libvirt: %s", job_id, error)
+        if _allowed_or_none(source.libvirt_uri) is None:
+            host_mark_unreachable(actor=MIGRATE_ACTOR, host=source, check="libvirt_uri", message=str(error))
+        migration_finish(
+            job_id=job_id,
+            state=JobState.FAILED,
+            error={"code": "uri_refused", "message": f"Refused before libvirt: {error}"},
+            stats={},
+        )
+        return claim
     reporter = _JobReporter(job_id)
     try:
         result = virt.migrate(
-            source_uri=source.libvirt_uri,
-            domain_uuid=uuid,
-            destination_uri=plan["destination_uri"],
-            flags=plan["flags"],
-            params=plan["params"],
-            schedule=job.plan["convergence_schedule"],
+            source_uri=order.source_uri,
+            domain_uuid=order.vm_uuid,
+            destination_uri=order.destination_uri,
+            flags=order.flags,
+            params=order.params,
+            schedule=order.schedule,
             timeout=settings.FERRY_MIGRATION_TIMEOUT_S or None,
             pulse_s=settings.FERRY_MIGRATION_PULSE_S,
             stall_s=settings.FERRY_MIGRATION_STALL_S or None,
@@ -313,8 +375,8 @@ def job_reconcile(*, job_id: str) -> str | None:
     if source_state in ACTIVE_DOMAIN_STATES and job.state == JobState.RUNNING:
         # A live libvirt job may still be running on the source: stop it before ending ours.
         try:
-            virt.abort_job(job.source_host.libvirt_uri, uuid, timeout=LIBVIRT_TIMEOUT_S)
-        except virt.VirtError as error:
+            virt.abort_job(uri_policy().libvirt(job.source_host.libvirt_uri), uuid, timeout=LIBVIRT_TIMEOUT_S)
+        except (Refused, virt.VirtError) as error:
             logger.info("reconcile %s: no libvirt job to abort: %s", job_id, error)
     message = "The migration task did not finish in time; ended by the reconciler."
     state, error = decide_outcome(

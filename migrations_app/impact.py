@@ -66,7 +66,9 @@ def cluster_impact(*, cluster: Cluster, proposed: dict[str, Any]) -> dict[str, A
         chosen = next((pk for pk in up if pk != host.pk), None)
         chosen = chosen or next((h.pk for h in hosts if h.pk != host.pk), None)
         # A cluster of one host: no destination has reported anything.
-        destination_of[host.pk] = by_pk[chosen] if chosen else HostValues(address=host.address, destination_uri="")
+        destination_of[host.pk] = (
+            by_pk[chosen] if chosen else HostValues(address=host.address, destination_uri="", addresses=(host.address,))
+        )
 
     # Plain rows, and one plan per distinct set of inputs: VMs that differ only by name share it.
     rows = (

@@ -7,6 +7,7 @@ as a decision with a stable code; the migration always proceeds with whatever re
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,6 +75,7 @@ class HostValues:
     parallel_migrations: bool | None = None
     name: str = ""  # for the decisions' wording only
     max_bandwidth_mib_s: int | None = None  # the host's own configured cap, as its agent reported it
+    addresses: tuple[str, ...] = ()  # the addresses the host's own agent reported
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,25 @@ DECISION_REASONS = {
     "bandwidth_hypervisor_default": "the hypervisor's default bandwidth: the source host's own cap applies",
     "bandwidth_unknown_link_speed": "auto bandwidth without a known link speed: the source host's own cap applies",
     "hypervisor_schedule": "the policy sets no convergence schedule, so the hypervisor's own is used",
+    "migration_address_unverified": "the destination's migration address is not one it is known to own",
 }
+
+
+def _same_address(a: str, b: str) -> bool:
+    a, b = a.strip("[]").lower().rstrip("."), b.strip("[]").lower().rstrip(".")
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
+
+
+def owns_address(host: HostValues) -> bool:
+    """Guest memory goes only to an address the destination owns: the host its libvirt control
+    connection reaches (destination_uri's host), or one its own agent reported."""
+    control = urlsplit(host.destination_uri).hostname or ""
+    return bool(host.address) and any(
+        _same_address(host.address, owned) for owned in (control, *host.addresses) if owned
+    )
 
 
 def _on_off(value: bool) -> str:
@@ -383,17 +403,29 @@ def resolve_plan(
     limit = 1 if is_parallel else policy.max_migrations
 
     flags = list(BASE_FLAGS)
-    params: dict[str, Any] = {"migrate_uri": f"tcp://{_uri_host(destination.address)}"}
+    params: dict[str, Any] = {}
+    if owns_address(destination):
+        params["migrate_uri"] = f"tcp://{_uri_host(destination.address)}"
+    else:
+        control = urlsplit(destination.destination_uri).hostname or "its libvirt connection's host"
+        decide(
+            "migration_address_unverified",
+            f"{_host('destination', destination)} has the migration address {destination.address}, which is "
+            f"neither the host its libvirt connection reaches ({control}) nor an address its agent reported, so "
+            "the guest's memory is not sent there: the destination's libvirtd chooses its own address.",
+        )
     if auto_converge:
         flags.append("VIR_MIGRATE_AUTO_CONVERGE")
     if compressed:
         flags.append("VIR_MIGRATE_COMPRESSED")
     if encrypted:
         flags.append("VIR_MIGRATE_TLS")
-        # The name the destination's certificate carries: the host its libvirt connection names
-        # (its management name, as Vdsm sends), not the migration address, which a host
-        # certificate usually does not name.
-        params["tls.destination"] = uri_host(destination.destination_uri) or destination.address
+        if "migrate_uri" in params:
+            # The name the destination's certificate carries: the host its libvirt connection
+            # names (its management name, as Vdsm sends), not the migration address, which a
+            # host certificate usually does not name. Without a migrate_uri the destination's
+            # libvirtd names its own address, and TLS checks that name.
+            params["tls.destination"] = uri_host(destination.destination_uri) or destination.address
     if post_copy:
         flags.append("VIR_MIGRATE_POSTCOPY")
     if is_parallel:

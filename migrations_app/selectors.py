@@ -49,6 +49,7 @@ def host_values(host: Host) -> HostValues:
         parallel_migrations=caps.get("parallel_migrations"),
         name=host.name,
         max_bandwidth_mib_s=caps.get("migration_max_bandwidth_mib_s"),
+        addresses=tuple(host.reported_addresses),
     )
 
 

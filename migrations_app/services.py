@@ -36,6 +36,8 @@ def _check_destination(vm: VM, destination: Host) -> None:
     if vm.status != VMStatus.UP:
         raise ValidationError({"vm": f"Only a running VM can be migrated; {vm.name} is {vm.get_status_display()}."})
     check_destination_in_cluster(vm, destination)
+    if vm.host.status == HostStatus.ACTIVATING:
+        raise ValidationError({"vm": f"The VM's host {vm.host.name} is activating: it is up once its agent reports."})
     if destination.status != HostStatus.UP:
         raise ValidationError(
             {"destination_host": f"The destination host {destination.name} is {destination.get_status_display()}."}

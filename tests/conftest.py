@@ -5,7 +5,7 @@ from clusters.models import ClusterLevel
 from core.audit import Actor
 from tests.factories import UserFactory
 from tests.lab_fixtures import fresh_guest, lab  # noqa: F401  (the real libvirt lab)
-from tests.worker_fixtures import host_workers, lab_cluster  # noqa: F401  (real Celery workers)
+from tests.worker_fixtures import host_workers, lab_cluster, lab_uris  # noqa: F401  (real Celery workers)
 
 
 def pytest_configure(config):

@@ -64,7 +64,8 @@ class HostFactory(factory.django.DjangoModelFactory):
     address = factory.Sequence(lambda n: f"10.0.{n // 250}.{n % 250 + 1}")
     libvirt_uri = factory.LazyAttribute(lambda o: f"qemu+tls://{o.name}.example/system")
     status = HostStatus.UP
-    capabilities = factory.LazyFunction(lambda: dict(ZEROCOPY_HOST))
+    # The host's agent reports its own migration address: plans send guest memory there.
+    capabilities = factory.LazyAttribute(lambda o: dict(ZEROCOPY_HOST, addresses=[o.address]))
 
 
 class VMFactory(factory.django.DjangoModelFactory):

@@ -61,3 +61,30 @@ def test_every_process_of_the_checkout_reads_it_and_its_environment_wins(tmp_pat
     assert setting_in_a_new_process(tmp_path, "FERRY_HOST_QUEUES", FERRY_HOST_QUEUES="true") == "True"
     (tmp_path / "ferry.env").unlink()
     assert setting_in_a_new_process(tmp_path, "FERRY_HOST_QUEUES") == "True"
+
+
+def test_the_suite_allows_no_lab_uri_unless_a_test_asks():
+    assert settings.FERRY_LIBVIRT_ALLOW_TCP is False
+    assert settings.FERRY_LIBVIRT_SOCKET_DIRS == []
+
+
+def test_make_lab_allows_its_uris_for_the_checkout_and_lab_down_takes_that_back(tmp_path):
+    """The two commands `make lab` and `make lab-down` run (Makefile), in a checkout of their own."""
+    makefile = (REPO / "Makefile").read_text()
+    allow = "-m config.envfile set FERRY_LIBVIRT_ALLOW_TCP=true FERRY_LIBVIRT_SOCKET_DIRS=$(LAB_DIR)"
+    take_back = "-m config.envfile unset FERRY_LIBVIRT_ALLOW_TCP FERRY_LIBVIRT_SOCKET_DIRS"
+    assert allow in makefile and take_back in makefile
+    envfile.update(tmp_path / "ferry.env", {"FERRY_HOST_QUEUES": "false"})
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_LIBVIRT")} | {
+        "FERRY_VAR_DIR": str(tmp_path)
+    }
+    lab_dir = str(tmp_path / "lab")
+
+    subprocess.run([sys.executable, *allow.replace("$(LAB_DIR)", lab_dir).split()], cwd=REPO, env=environ, check=True)
+    assert setting_in_a_new_process(tmp_path, "FERRY_LIBVIRT_ALLOW_TCP") == "True"
+    assert setting_in_a_new_process(tmp_path, "FERRY_LIBVIRT_SOCKET_DIRS") == str([lab_dir])
+
+    subprocess.run([sys.executable, *take_back.split()], cwd=REPO, env=environ, check=True)
+    assert setting_in_a_new_process(tmp_path, "FERRY_LIBVIRT_ALLOW_TCP") == "False"
+    assert setting_in_a_new_process(tmp_path, "FERRY_LIBVIRT_SOCKET_DIRS") == "[]"
+    assert envfile.read(tmp_path / "ferry.env") == {"FERRY_HOST_QUEUES": "false"}

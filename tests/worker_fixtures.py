@@ -21,6 +21,7 @@ from django.db import connection
 
 from clusters.models import VM, Cluster, Host
 from policies.models import VERY_LARGE_VMS_ID
+from tests.lab_fixtures import STATE as LAB_STATE
 
 REPO = Path(__file__).resolve().parents[1]
 LOG_DIR = REPO / "var" / "test-workers"
@@ -36,10 +37,21 @@ def database_url() -> str:
 
 
 LAB_HOST_CAP_MIB_S = "100000"
+#: The lab's hosts are reached over qemu+tcp:// and UNIX sockets under var/lab (core/uris.py refuses
+#: both unless allowed): `make lab` allows them in var/ferry.env, the tests that use the lab here.
+LAB_URI_SETTINGS = {"FERRY_LIBVIRT_ALLOW_TCP": True, "FERRY_LIBVIRT_SOCKET_DIRS": [str(LAB_STATE.parent)]}
 
 
 def worker_env(**overrides: str) -> dict[str, str]:
-    env = dict(os.environ, DATABASE_URL=database_url(), FERRY_HOST_QUEUES="true", FERRY_LOG_LEVEL="INFO")
+    """A test worker stands in for the lab's hypervisors: it allows the lab's URIs."""
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url(),
+        FERRY_HOST_QUEUES="true",
+        FERRY_LOG_LEVEL="INFO",
+        FERRY_LIBVIRT_ALLOW_TCP="true",
+        FERRY_LIBVIRT_SOCKET_DIRS=str(LAB_STATE.parent),
+    )
     env.setdefault("FERRY_MIGRATION_PULSE_S", "1")  # the schedule's pulse: 10 s in production
     env.setdefault("FERRY_HOST_MAX_BANDWIDTH_MIB_S", LAB_HOST_CAP_MIB_S)  # see lab_cluster
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests' allowance, never a worker's
@@ -97,12 +109,20 @@ def host_workers(lab, django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def lab_cluster(lab, host_workers, transactional_db, settings):
+def lab_uris(settings):
+    """Ferry's allow-list with the lab's allowances, as `make lab` sets them."""
+    for name, value in LAB_URI_SETTINGS.items():
+        setattr(settings, name, value)
+    return settings
+
+
+@pytest.fixture
+def lab_cluster(lab, host_workers, transactional_db, lab_uris):
     """The lab in Ferry, registered by `manage.py lab_register` as `make lab` does: cluster "lab"
     at 4.7 with Very large VMs, both hosts reported by the real refresh service, and their guests
     synced from libvirt. Loopback reports no link speed, so the hosts' own cap applies: set high
     here (as in worker_env), so that the lab's short migrations run at the machine's speed."""
-    settings.FERRY_HOST_MAX_BANDWIDTH_MIB_S = int(LAB_HOST_CAP_MIB_S)
+    lab_uris.FERRY_HOST_MAX_BANDWIDTH_MIB_S = int(LAB_HOST_CAP_MIB_S)
     if lab.get("guest") is None or lab.where(lab["guest"]["uuid"]) is None:
         lab.guest("labvm")  # an earlier test may have lost it; every test starts with it running
     out = StringIO()

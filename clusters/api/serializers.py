@@ -3,14 +3,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clusters.models import (
+    ADDRESS_SHAPE,
+    LIBVIRT_URI_SHAPE,
     VM,
     Bandwidth,
     Cluster,
     ClusterLevel,
     Host,
     ParallelPolicy,
-    address_validator,
-    libvirt_uri_validator,
 )
 from core.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField, ecma_regex
 from core.api.serializers import FerryModelSerializer
@@ -18,8 +18,8 @@ from core.choices import TriState
 from policies.models import MigrationPolicy
 
 VERSION_STRING = RegexValidator(r"^[A-Za-z0-9_.+~-]+\Z", "A version string such as 9.0.0.")
-ADDRESS = ecma_regex(address_validator)
-LIBVIRT_URI = ecma_regex(libvirt_uri_validator, ascii_only=True)
+ADDRESS = ecma_regex(ADDRESS_SHAPE)
+LIBVIRT_URI = ecma_regex(LIBVIRT_URI_SHAPE, ascii_only=True)
 # JSON numbers beyond this lose precision in JavaScript clients.
 MAX_SAFE_INTEGER = 2**53 - 1
 
@@ -126,6 +126,9 @@ class CapabilitiesSerializer(serializers.Serializer):
         required=False,
         help_text="The host's own cap on one migration (MiB/s), used when the cluster gives no bandwidth figure.",
     )
+    addresses = serializers.ListField(
+        child=serializers.IPAddressField(), max_length=64, allow_null=True, required=False
+    )
 
 
 @extend_schema_field(CapabilitiesSerializer)
@@ -133,8 +136,22 @@ class CapabilitiesField(serializers.JSONField):
     """The last report of the host's own agent; read-only here (only the agent API stores a report)."""
 
 
+class StatusReasonSerializer(serializers.Serializer):
+    """Why the host is not up: which check, its error, when ({} while nothing is wrong)."""
+
+    check = serializers.CharField(required=False)
+    message = serializers.CharField(required=False)
+    at = serializers.DateTimeField(required=False)
+
+
+@extend_schema_field(StatusReasonSerializer)
+class StatusReasonField(serializers.JSONField):
+    """Set by monitoring and activation only."""
+
+
 class HostSerializer(FerryModelSerializer):
     capabilities = CapabilitiesField(read_only=True)
+    status_reason = StatusReasonField(read_only=True)
 
     class Meta:
         model = Host
@@ -146,16 +163,20 @@ class HostSerializer(FerryModelSerializer):
             "libvirt_uri",
             "peer_uri",
             "status",
+            "status_reason",
             "capabilities",
             "capabilities_updated_at",
             "version",
         ]
-        read_only_fields = ["id", "capabilities_updated_at", "version"]
+        read_only_fields = ["id", "status_reason", "capabilities_updated_at", "version"]
         extra_kwargs = {
             "address": {"validators": [ADDRESS]},
             "libvirt_uri": {"validators": [LIBVIRT_URI]},
             "peer_uri": {"validators": [LIBVIRT_URI]},
-            "status": {"help_text": "Admins set up or maintenance; monitoring sets non_operational and unknown."},
+            "status": {
+                "help_text": "Admins set up or maintenance (better: the maintenance and activate actions); "
+                "activate makes it activating until its agent reports; monitoring sets non_operational and unknown."
+            },
         }
 
 

@@ -110,7 +110,7 @@ class HostViewSet(FerryModelViewSet):
     @extend_schema(request=None, responses={200: HostSerializer})
     @action(detail=True, methods=["post"])
     def activate(self, request, pk=None):
-        """Bring the host back into service."""
+        """Bring the host back into service: it is activating until its agent reports, then up."""
         host = services.host_activate(actor=self.actor, host=self.get_object())
         return Response(self.get_serializer(host).data)
 

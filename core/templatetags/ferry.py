@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import template
@@ -51,6 +52,17 @@ def duration(seconds: Any) -> str:
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{secs} s"
+
+
+@register.filter
+def iso_time(value: Any) -> str:
+    """An ISO 8601 time as stored in JSON (a host's status reason), shown to the second."""
+    if not isinstance(value, str):
+        return "—"
+    try:
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    except ValueError:
+        return value
 
 
 @register.filter

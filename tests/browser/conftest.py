@@ -17,7 +17,7 @@ from playwright.sync_api import sync_playwright
 
 from clusters.models import Host
 from tests.pages.world import build_world, read_only_user
-from tests.worker_fixtures import Worker
+from tests.worker_fixtures import LAB_STATE, Worker
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -172,9 +172,11 @@ def reader_page(page, live_server, transactional_db):
 @pytest.fixture
 def worker(world):
     """A real Celery worker serving the world's source host. That host's libvirt socket does not
-    exist, so a job goes through the real task and libvirt layer and fails cleanly."""
+    exist, so a job goes through the real task and libvirt layer and fails cleanly. The socket lies
+    in the lab's socket directory, which the test workers allow (tests/worker_fixtures.py)."""
     source = world.vm.host
-    Host.objects.filter(pk=source.pk).update(libvirt_uri="qemu:///system?socket=/nonexistent/ferry-browser-test.sock")
+    missing = LAB_STATE.parent / "no-such-dir" / "ferry-browser-test.sock"
+    Host.objects.filter(pk=source.pk).update(libvirt_uri=f"qemu:///system?socket={missing}")
     real_worker = Worker("browser", [f"host.{source.pk}"]).wait_ready()
     yield real_worker
     real_worker.stop()

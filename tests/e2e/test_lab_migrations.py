@@ -264,3 +264,22 @@ def test_the_workers_migration_timeout_aborts_a_longer_migration(api, lab, lab_c
     assert virt.domain_state(lab.uri(guest["host"]), guest["uuid"]) == "up"
     assert virt.domain_state(lab.uri(lab.other(guest["host"])), guest["uuid"]) is None
     record("migration_timeout", job, started)
+
+
+def test_a_changed_address_the_destination_does_not_own_gets_no_guest_memory(api, lab, lab_cluster):
+    """The address attack of issue 11, on the lab: the destination's address changed to another IP.
+    The plan sends no migrate_uri, so the destination's own libvirtd picks where QEMU listens, the
+    migration succeeds, and QEMU on the destination never listens on the new address."""
+    vm = vm_of(lab["guest"])
+    destination = vm.host.cluster.hosts.exclude(pk=vm.host_id).get()
+    response = api.patch(f"/api/hosts/{destination.pk}/", {"address": "127.0.0.99"}, format="json")
+    assert response.status_code == 200, response.content
+    destination_log = LogMark(lab.host(destination.name)["log"])
+
+    job, _monitor = migrate_and_check(api, lab, lab["guest"], name="address-unverified")
+
+    assert "migrate_uri" not in job.plan["libvirt"]["params"]
+    assert "migration_address_unverified" in [d["code"] for d in job.plan["decisions"]]
+    incoming = [line for line in destination_log.new_text().splitlines() if "migrate-incoming" in line]
+    assert incoming, "the destination QEMU's migrate-incoming command is not in its daemon's log"
+    assert not [line for line in incoming if "127.0.0.99" in line], incoming

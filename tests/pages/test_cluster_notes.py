@@ -112,7 +112,7 @@ TRI = ["inherit", "true", "false"]
 @pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.name)
 def test_the_notes_name_exactly_the_decisions_the_resolver_makes(policy):
     """Where the outcome does not depend on the hosts' link speed, notes and plan agree code for code."""
-    host = HostValues("10.0.0.1", "qemu+tls://h/system", 100_000, True, True)
+    host = HostValues("10.0.0.1", "qemu+tls://10.0.0.1/system", 100_000, True, True)
     for (level, supported), parallel, (bandwidth, mbps), encrypted, compressed, auto_converge in itertools.product(
         LEVELS, PARALLEL, BANDWIDTH, TRI, TRI, TRI
     ):

@@ -21,7 +21,12 @@ def test_maintenance_and_activate_from_the_host_page_are_audited(admin_client, w
     maintenance, activate = entry("maintenance", world.source), entry("activate", world.source)
     assert (maintenance.actor, maintenance.object_type) == ("admin", "host")
     assert (maintenance.before, maintenance.after) == ({"status": "up"}, {"status": "maintenance"})
-    assert (activate.actor, activate.before, activate.after) == ("admin", {"status": "maintenance"}, {"status": "up"})
+    assert (activate.actor, activate.before["status"], activate.after["status"]) == (
+        "admin",
+        "maintenance",
+        "activating",
+    )
+    assert activate.after["status_reason"]["check"] == "activation"
 
 
 def test_a_vm_added_edited_and_deleted_from_its_pages_is_audited(admin_client, world):

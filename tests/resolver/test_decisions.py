@@ -22,11 +22,14 @@ SOURCE = HostValues(
     name="kvm01",
     address="10.0.0.1",
     destination_uri="qemu+tls://kvm01/system",
+    addresses=("10.0.0.1",),
     link_speed_mbps=100_000,
     zerocopy_migrations=True,
     parallel_migrations=True,
 )
-CAPABLE_DESTINATION = replace(SOURCE, name="kvm02", address="10.0.0.2", destination_uri="qemu+tls://kvm02/system")
+CAPABLE_DESTINATION = replace(
+    SOURCE, name="kvm02", address="10.0.0.2", destination_uri="qemu+tls://kvm02/system", addresses=("10.0.0.2",)
+)
 
 
 def tri(value: str, default: bool) -> bool:

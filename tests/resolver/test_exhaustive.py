@@ -146,7 +146,9 @@ def test_every_combination_obeys_the_invariants_and_the_seed_rules():
             zerocopy_migrations=host_zerocopy,
             parallel_migrations=host_parallel,
         )
-        destination = HostValues(address="10.0.0.2", destination_uri="qemu+tls://b/system", link_speed_mbps=40_000)
+        destination = HostValues(
+            address="10.0.0.2", destination_uri="qemu+tls://10.0.0.2/system", link_speed_mbps=40_000
+        )
         plan = resolve_plan(vm=vm, cluster=cluster, source=source, destination=destination, defaults=Defaults())
         as_json = plan.to_dict()
         case = {

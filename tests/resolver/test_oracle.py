@@ -167,9 +167,16 @@ def expected_plan(vm: VMValues, cluster: ClusterValues, src: HostValues, dst: Ho
     flags |= {f for f, on in (("VIR_MIGRATE_AUTO_CONVERGE", auto_converge), ("VIR_MIGRATE_COMPRESSED", compressed),
               ("VIR_MIGRATE_TLS", encrypted), ("VIR_MIGRATE_POSTCOPY", post_copy),
               ("VIR_MIGRATE_PARALLEL", parallel), ("VIR_MIGRATE_ZEROCOPY", zerocopy)) if on}  # fmt: skip
-    params: dict[str, Any] = {"migrate_uri": f"tcp://{dst.address}", "bandwidth": bandwidth}
-    if encrypted:
-        params["tls.destination"] = dst.destination_uri.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
+    # Guest memory goes only to an address the destination owns: its control connection's host, or
+    # one its own agent reported; otherwise its libvirtd chooses. TLS checks the management name.
+    params: dict[str, Any] = {"bandwidth": bandwidth}
+    control_host = dst.destination_uri.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
+    if dst.address in (control_host, *dst.addresses):
+        params["migrate_uri"] = f"tcp://{dst.address}"
+        if encrypted:
+            params["tls.destination"] = control_host
+    else:
+        codes.add("migration_address_unverified")
     if parallel:
         params["parallel.connections"] = connections
     limit = 1 if parallel else policy.max_migrations
@@ -201,21 +208,27 @@ VCPUS = [1, 2, 8, 64, 512]
 SUPPORT = [True, False, None]
 LINKS = [None, 10_000, 100_000]
 CAPS = [None, 300]
+DESTINATIONS = [  # (address, control URI, reported addresses): owned by control, owned by report, not owned
+    ("10.0.0.2", "qemu+tls://10.0.0.2:16514/system", ()),
+    ("10.0.0.2", "qemu+tls://dst.example/system", ("192.168.0.2", "10.0.0.2")),
+    ("10.9.9.9", "qemu+tls://dst.example/system", ("10.0.0.2",)),
+]
 DEFAULTS = [Defaults(), Defaults(auto_converge=True, compressed=True, encrypted=True)]
 GRID = [
     POLICIES, LEVELS, TRI, TRI, TRI, PARALLEL, BANDWIDTH, VCPUS, [None, *POLICIES], VM_PARALLEL, TRI,
-    SUPPORT, SUPPORT, LINKS, CAPS, SUPPORT, SUPPORT, LINKS, DEFAULTS,
+    SUPPORT, SUPPORT, LINKS, CAPS, SUPPORT, SUPPORT, LINKS, DESTINATIONS, DEFAULTS,
 ]  # fmt: skip
 CASES = 60_000
 
 
 def build(values):
     (policy, (level, supported), ac, comp, enc, (par, count), (bw, mbps), vcpus, vm_policy, (vm_par, vm_count),
-     vm_enc, s_zc, s_par, s_link, s_cap, d_zc, d_par, d_link, defaults) = values  # fmt: skip
+     vm_enc, s_zc, s_par, s_link, s_cap, d_zc, d_par, d_link, d_where, defaults) = values  # fmt: skip
+    d_addr, d_uri, d_reported = d_where
     cluster = ClusterValues(level, supported, policy, bw, mbps, ac, comp, enc, par, count)
     vm = VMValues(vcpus, vm_policy, vm_par, vm_count, vm_enc)
     source = HostValues("10.0.0.1", "qemu+tls://src.example/system", s_link, s_zc, s_par, "src", s_cap)
-    destination = HostValues("10.0.0.2", "qemu+tls://10.0.0.2:16514/system", d_link, d_zc, d_par, "dst")
+    destination = HostValues(d_addr, d_uri, d_link, d_zc, d_par, "dst", None, d_reported)
     return vm, cluster, source, destination, defaults
 
 

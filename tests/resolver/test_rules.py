@@ -60,7 +60,7 @@ def plan_for(*, vcpus=16, vm_policy=None, source=None, link=None, defaults=None,
         source=HostValues(
             address="10.1.0.1", destination_uri="qemu+tls://a/system", link_speed_mbps=link, **source_caps
         ),
-        destination=HostValues(address="10.1.0.2", destination_uri="qemu+tls://b/system", link_speed_mbps=link),
+        destination=HostValues(address="10.1.0.2", destination_uri="qemu+tls://10.1.0.2/system", link_speed_mbps=link),
         defaults=defaults or Defaults(),
     ).to_dict()
 
@@ -132,7 +132,7 @@ def test_encryption_turns_zerocopy_off_and_gives_tls():
     assert "VIR_MIGRATE_TLS" in plan["libvirt"]["flags"]
     # The name in the destination's certificate: the host its libvirt connection names (as Vdsm
     # sends the management host name), not the migration address.
-    assert plan["libvirt"]["params"]["tls.destination"] == "b"
+    assert plan["libvirt"]["params"]["tls.destination"] == "10.1.0.2"  # the destination's control host
     assert codes(plan) == ["zerocopy_disabled_encryption"]
 
 
@@ -324,7 +324,7 @@ def test_the_plan_has_the_contract_shape():
         "decisions",
     }
     assert set(plan["libvirt"]) == {"destination_uri", "flags", "params"}
-    assert plan["libvirt"]["destination_uri"] == "qemu+tls://b/system"
+    assert plan["libvirt"]["destination_uri"] == "qemu+tls://10.1.0.2/system"
     assert plan["libvirt"]["params"]["migrate_uri"] == "tcp://10.1.0.2"
 
 
