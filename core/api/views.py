@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
 from core.api.etag import ETagMixin
+from core.api.schema import ErrorSerializer
 from core.api.serializers import (
     ApiTokenCreateSerializer,
     ApiTokenSerializer,
@@ -76,6 +78,15 @@ class AuditEntryViewSet(ListFilterMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = AuditEntryFilterSet
 
 
+class TokenCreateThrottle(ScopedRateThrottle):
+    """The "token_create" rate of DEFAULT_THROTTLE_RATES, per user, read when a request comes
+    (DRF's own throttles read the rates once, at import)."""
+
+    def __init__(self):
+        self.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+        super().__init__()
+
+
 class KnownParametersMixin:
     """A list refuses a query parameter it does not know (400 naming it), so that a misspelt
     filter (?search= for ?name=) is never read as "no filter"."""
@@ -118,9 +129,15 @@ class ApiTokenViewSet(
         return user_tokens(user=self.request.user)
 
     def get_throttles(self):
-        return [ScopedRateThrottle()] if self.action == "create" else []
+        return [TokenCreateThrottle()] if self.action == "create" else []
 
-    @extend_schema(request=ApiTokenCreateSerializer, responses={201: NewApiTokenSerializer})
+    @extend_schema(
+        request=ApiTokenCreateSerializer,
+        responses={
+            201: NewApiTokenSerializer,
+            429: OpenApiResponse(ErrorSerializer, description="Too many tokens created lately; wait and retry."),
+        },
+    )
     def create(self, request):
         """Create a token for yourself; the answer holds its key, which is never shown again."""
         given = ApiTokenCreateSerializer(data=request.data)
