@@ -94,7 +94,7 @@ def token_create(
     )
     token.full_clean(validate_constraints=False)
     if ApiToken.objects.filter(user=user, name=name).exists():
-        raise ValidationError({"name": [f"You already have a token named {name!r}."]})
+        raise ValidationError({"name": ValidationError(f"You already have a token named {name!r}.", code="unique")})
     with transaction.atomic():
         token.save(force_insert=True)
         audit_record(
