@@ -1,4 +1,4 @@
-"""Shared viewset pieces, and the audit log."""
+"""Shared viewset pieces, the audit log, and users' own API tokens."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
 
 from core.api.etag import ETagMixin
 from core.api.schema import ErrorSerializer
@@ -19,6 +17,7 @@ from core.api.serializers import (
     AuditEntrySerializer,
     NewApiTokenSerializer,
 )
+from core.api.throttling import TokenCreateThrottle
 from core.audit import Actor
 from core.filtersets import ApiTokenFilterSet, AuditEntryFilterSet
 from core.models import ApiToken, AuditEntry
@@ -76,15 +75,6 @@ class AuditEntryViewSet(ListFilterMixin, viewsets.ReadOnlyModelViewSet):
     queryset = AuditEntry.objects.all()
     serializer_class = AuditEntrySerializer
     filterset_class = AuditEntryFilterSet
-
-
-class TokenCreateThrottle(ScopedRateThrottle):
-    """The "token_create" rate of DEFAULT_THROTTLE_RATES, per user, read when a request comes
-    (DRF's own throttles read the rates once, at import)."""
-
-    def __init__(self):
-        self.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
-        super().__init__()
 
 
 class KnownParametersMixin:

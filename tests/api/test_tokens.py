@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -272,3 +272,30 @@ def test_the_schema_documents_the_tokens_endpoint():
     assert set(schema["components"]["schemas"][answer]["properties"]) == {"id", "name", "key", "created", "expires"}
     assert "429" in create_op["responses"]
     assert set(schema["paths"]["/api/tokens/{id}/"]) - {"parameters"} == {"get", "delete"}
+
+
+def test_create_api_token_prints_a_working_key_as_its_last_line():
+    user = user_in_role("read_only")
+    out = io.StringIO()
+
+    call_command("create_api_token", user.username, "--name", "deploy", "--expires-days", "7", stdout=out)
+
+    key = out.getvalue().strip().splitlines()[-1]
+    token = ApiToken.objects.get(user=user, name="deploy")
+    assert token.key_hash == hashlib.sha256(key.encode()).hexdigest()
+    assert timedelta(days=6) < token.expires - timezone.now() <= timedelta(days=7)
+    assert key_client(key).get("/api/clusters/").status_code == 200
+    assert AuditEntry.objects.get(object_type="token").actor == "create_api_token"
+
+
+def test_create_api_token_refuses_what_it_cannot_do():
+    user = user_in_role("read_only")
+    call_command("create_api_token", user.username, "--name", "taken", stdout=io.StringIO())
+    for args, message in (
+        (["nobody"], "No user named"),
+        ([user.username, "--name", "taken"], "already have a token named"),
+        ([user.username, "--expires-days", "0"], "from 1 to"),
+    ):
+        with pytest.raises(CommandError, match=message):
+            call_command("create_api_token", *args, stdout=io.StringIO())
+    assert ApiToken.objects.filter(user=user).count() == 1
