@@ -125,6 +125,7 @@ class AuditPageFilterSet(AuditEntryFilterSet):
             ("migrationpolicy", "Migration policy"),
             ("migrationjob", "Migration"),
             ("clusterlevel", "Compatibility level"),
+            ("token", "API token"),
         ],
         label="Object type",
         empty_label="Any",

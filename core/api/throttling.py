@@ -11,6 +11,6 @@ class TokenCreateThrottle(ScopedRateThrottle):
     in the default cache. The rates are read when a request comes; DRF's own throttles read them
     once, at import."""
 
-    def __init__(self):
-        self.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
-        super().__init__()
+    def get_rate(self) -> str | None:
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
+        return None if rate is None else str(rate)
