@@ -7,6 +7,7 @@ ApiToken named "migrated" holding only the key's SHA-256, so scripts keep workin
 have, and the plaintext rows are deleted. The table itself is left (empty) to DRF's own migrations.
 """
 
+import datetime
 import hashlib
 import uuid
 
@@ -15,6 +16,8 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 LEGACY_TABLE = "authtoken_token"
 MIGRATED_NAME = "migrated"
@@ -30,6 +33,12 @@ def legacy_tokens_to_hashed(apps, schema_editor):
         rows = cursor.fetchall()
     ApiToken = apps.get_model("core", "ApiToken")
     for key, user_id, created in rows:
+        if isinstance(created, str):  # a backend that hands raw SQL's dates over as text
+            created = parse_datetime(created)
+        if created is None:
+            created = timezone.now()
+        elif timezone.is_naive(created):
+            created = timezone.make_aware(created, datetime.UTC)
         ApiToken.objects.create(
             user_id=user_id,
             name=MIGRATED_NAME,
