@@ -31,8 +31,8 @@ API_LISTS = [
 ]
 PAGES = ["/clusters/", "/hosts/", "/vms/", "/migrations/"]
 ADMIN, READER = "bench-admin", "bench-reader"
-ADMIN_TOKEN = "benchadmin".ljust(40, "0")  # 40 characters, like DRF's keys
-READER_TOKEN = "benchreader".ljust(40, "0")
+ADMIN_TOKEN = "benchadmin".ljust(43, "0")  # 43 characters, like Ferry's keys
+READER_TOKEN = "benchreader".ljust(43, "0")
 LINK_SPEEDS = [10_000, 25_000, 40_000, 100_000]
 SEED = 20261126
 
@@ -45,11 +45,11 @@ def seed(*, clusters: int, hosts: int, vms: int, jobs: int, audit: int) -> dict[
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
     from clusters.models import VM, Cluster, Host
-    from core.models import AuditEntry
+    from core.models import ApiToken, AuditEntry
     from core.roles import READ_ONLY_GROUP, roles_ensure
+    from core.tokens import key_digest
     from migrations_app.models import JobState, MigrationJob
     from migrations_app.selectors import migration_plan
     from policies.models import MINIMAL_DOWNTIME_ID, POST_COPY_ID, SUSPEND_WORKLOAD_ID, VERY_LARGE_VMS_ID
@@ -61,8 +61,8 @@ def seed(*, clusters: int, hosts: int, vms: int, jobs: int, audit: int) -> dict[
     admin = users.create_superuser(username=ADMIN, email="", password=uuid.uuid4().hex)
     reader = users.create_user(username=READER, password=uuid.uuid4().hex)
     reader.groups.add(Group.objects.get(name=READ_ONLY_GROUP))
-    Token.objects.create(user=admin, key=ADMIN_TOKEN)
-    Token.objects.create(user=reader, key=READER_TOKEN)
+    for user, key in ((admin, ADMIN_TOKEN), (reader, READER_TOKEN)):
+        ApiToken.objects.create(user=user, name="bench", key_hash=key_digest(key), prefix=key[:8])
 
     level_policies = [
         ("4.7", VERY_LARGE_VMS_ID, "auto_parallel"),

@@ -61,15 +61,17 @@ def seed(vms: int) -> str:
 
 def measure(cluster_id: str, requests: int) -> dict:
     from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from core.audit import Actor
+    from core.tokens import token_create
     from policies.models import MigrationPolicy
 
     user, _ = User.objects.get_or_create(username="bench-impact", defaults={"is_superuser": True})
-    token, _ = Token.objects.get_or_create(user=user)
+    user.api_tokens.filter(name="bench").delete()
+    key = token_create(actor=Actor.of(user), user=user, name="bench").key
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     query = {
         "migration_policy": str(MigrationPolicy.objects.get(name=VERY_LARGE_VMS_NAME).pk),
         "parallel_migrations_policy": "auto",

@@ -162,16 +162,19 @@ class Ferry:
     def __init__(self, state: dict[str, Any]):
         from django.contrib.auth import get_user_model
         from django.test import Client
-        from rest_framework.authtoken.models import Token
 
         from bench.control_plane import ADMIN, ADMIN_TOKEN
+        from core.models import ApiToken
+        from core.tokens import key_digest
 
         users = get_user_model().objects
         admin = users.filter(username=ADMIN).first() or users.create_superuser(
             username=ADMIN, email="", password=uuid.uuid4().hex
         )
-        Token.objects.get_or_create(user=admin, defaults={"key": ADMIN_TOKEN})
-        self.token = Token.objects.get(user=admin).key
+        ApiToken.objects.get_or_create(
+            key_hash=key_digest(ADMIN_TOKEN), defaults={"user": admin, "name": "bench", "prefix": ADMIN_TOKEN[:8]}
+        )
+        self.token = ADMIN_TOKEN
         self.client = Client()
         self.state = state
         self.cluster, self.hosts = self._register()

@@ -58,7 +58,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -175,7 +174,7 @@ FERRY_METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(item, strict=False) for i
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with `WWW-Authenticate: Token`, not a bare 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.api.auth.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.ModelPermissions"],
@@ -188,6 +187,8 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # No ?format=: every query parameter of a list is a documented filter or page parameter.
     "URL_FORMAT_OVERRIDE": None,
+    # Per user, in the default cache (each process's memory unless CACHES says otherwise).
+    "DEFAULT_THROTTLE_RATES": {"token_create": os.environ.get("FERRY_TOKEN_CREATE_RATE", "20/hour")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Ferry API",

@@ -10,8 +10,9 @@ from django.db import transaction
 from django.http import HttpResponseRedirect
 
 from core.audit import Actor
-from core.models import AuditEntry
+from core.models import ApiToken, AuditEntry
 from core.services import ModelServices, StaleVersion, Write
+from core.tokens import token_revoke
 
 
 def form_errors(form: forms.BaseForm, error: ValidationError) -> None:
@@ -212,3 +213,31 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         "after",
         "request_id",
     )
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Every user's API tokens, for superusers: never a key (only its hash is stored, and not shown),
+    no adding (users create their own on /tokens/), and revoking through the audited service."""
+
+    list_display = ("name", "user", "prefix", "created", "expires", "last_used")
+    list_filter = ("expires", "last_used")
+    search_fields = ("name", "user__username", "prefix")
+    list_select_related = ("user",)
+    fields = ("name", "user", "prefix", "created", "expires", "last_used")
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def delete_model(self, request, obj):
+        token_revoke(actor=Actor.of(request.user), token=obj)
+
+    def delete_queryset(self, request, queryset):
+        for token in queryset.select_related("user"):
+            token_revoke(actor=Actor.of(request.user), token=token)

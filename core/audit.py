@@ -52,7 +52,9 @@ def audit_record(
     instance: models.Model,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
+    object_type: str | None = None,
 ) -> AuditEntry:
+    """Record a change of `instance`, under its model's name unless `object_type` names it."""
     if before is not None and after is not None:
         changed = {key for key in after if before.get(key) != after.get(key)} - {"version"}
         before = {key: before.get(key) for key in sorted(changed)}
@@ -61,7 +63,7 @@ def audit_record(
         actor=actor.name,
         user=actor.user,
         action=action,
-        object_type=instance._meta.model_name or "",
+        object_type=object_type or instance._meta.model_name or "",
         object_id=str(instance.pk),
         object_repr=str(instance)[:200],
         before=before,

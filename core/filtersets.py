@@ -8,7 +8,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from core.models import AuditEntry
+from core.models import ApiToken, AuditEntry
 
 # RFC 3339, as OpenAPI's date-time: a date, a time and an offset.
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
@@ -105,6 +105,14 @@ class AuditEntryFilterSet(django_filters.FilterSet):
         fields = ["actor", "action", "object_type", "object_id"]
 
 
+class ApiTokenFilterSet(django_filters.FilterSet):
+    ordering = StableOrderingFilter(fields=["name", "created", "expires", "last_used"])
+
+    class Meta:
+        model = ApiToken
+        fields = ["name"]
+
+
 class AuditPageFilterSet(AuditEntryFilterSet):
     """The audit page's filters: the API's, with the object types as a choice and the times as the
     browser's date-time inputs (in the server's time zone)."""
@@ -117,6 +125,7 @@ class AuditPageFilterSet(AuditEntryFilterSet):
             ("migrationpolicy", "Migration policy"),
             ("migrationjob", "Migration"),
             ("clusterlevel", "Compatibility level"),
+            ("token", "API token"),
         ],
         label="Object type",
         empty_label="Any",

@@ -164,3 +164,14 @@ class VersionedModelForm(forms.ModelForm):
         if a in (None, "") and b in (None, ""):
             return True
         return str(a) == str(b) if not isinstance(a, dict | list) else a == b
+
+
+class ApiTokenCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. the script that uses it.")
+    expires_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=3650,
+        label="Expires after (days)",
+        help_text="Empty: the token works until you revoke it.",
+    )

@@ -1,6 +1,9 @@
-"""What every Ferry app shares: optimistic versioning and the audit trail."""
+"""What every Ferry app shares: optimistic versioning, the audit trail and users' API tokens."""
+
+import uuid
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -45,3 +48,35 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type} {self.object_repr}"
+
+
+class ApiToken(models.Model):
+    """A user's key for the API (`Authorization: Token <key>`). Only the key's SHA-256 is stored:
+    the key itself is shown once, when the token is created (core.tokens)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(
+        max_length=100,
+        validators=[RegexValidator(r"^[^\x00-\x1f\x7f]+\Z", "Control characters are not allowed here.")],
+        help_text="What the token is for, e.g. the script that uses it.",
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(
+        max_length=8, editable=False, help_text="The key's first characters, to tell tokens apart."
+    )
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    expires = models.DateTimeField(null=True, blank=True, help_text="Refused from then on; empty: never expires.")
+    last_used = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created", "id"]
+        verbose_name = "API token"
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="apitoken_name_unique_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def has_expired(self) -> bool:
+        return self.expires is not None and self.expires <= timezone.now()

@@ -26,12 +26,14 @@ from django.urls import NoReverseMatch, reverse
 from django.views import View
 from django_htmx.http import HttpResponseClientRedirect
 
+from core.api.throttling import TokenCreateThrottle
 from core.audit import Actor
 from core.filtersets import AuditPageFilterSet
-from core.forms import VersionedModelForm, apply_validation_error
-from core.models import AuditEntry
+from core.forms import ApiTokenCreateForm, VersionedModelForm, apply_validation_error
+from core.models import ApiToken, AuditEntry
 from core.selectors import AUDITED_PAGES, audit_model, dashboard_summary, entry_changes, object_history
 from core.services import ModelServices, StaleVersion, Write
+from core.tokens import NewToken, token_create, token_expiry, token_revoke, user_tokens
 
 
 def _login_redirect_for_htmx(request: HttpRequest) -> HttpResponse:
@@ -371,3 +373,60 @@ class AuditListView(ObjectListView):
                 }
             )
         return {"rows": rows}
+
+
+class ApiTokenListView(LoginRequiredMixin, View):
+    """Your own API tokens: the list (never a key), a form to create one, whose key is shown once
+    on the page that answers the form, and a revoke button each."""
+
+    template_name = "core/token_list.html"
+    throttle_scope = "token_create"
+
+    def render_page(self, request: HttpRequest, form: ApiTokenCreateForm, new: NewToken | None = None, status=200):
+        context = {"tokens": user_tokens(user=request.user), "form": form, "new": new}
+        response = render(request, self.template_name, context, status=status)
+        if new is not None:
+            response["Cache-Control"] = "no-store"  # the key must not stay in a cache
+        return response
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self.render_page(request, ApiTokenCreateForm())
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = ApiTokenCreateForm(request.POST)
+        if not form.is_valid():
+            return self.render_page(request, form)
+        if not TokenCreateThrottle().allow_request(request, self):
+            form.add_error(None, "You created too many tokens lately; try again later.")
+            return self.render_page(request, form, status=429)
+        try:
+            new = token_create(
+                actor=Actor.of(request.user),
+                user=request.user,
+                name=form.cleaned_data["name"],
+                expires=token_expiry(expires_days=form.cleaned_data["expires_days"]),
+            )
+        except ValidationError as error:
+            apply_validation_error(form, error)
+            return self.render_page(request, form)
+        return self.render_page(request, ApiTokenCreateForm(), new=new)
+
+
+class ApiTokenRevokeView(LoginRequiredMixin, View):
+    """GET asks for confirmation; POST revokes one of your own tokens (anyone else's is a 404)."""
+
+    def get(self, request: HttpRequest, pk) -> HttpResponse:
+        token = get_object_or_404(user_tokens(user=request.user), pk=pk)
+        context = {
+            "object": token,
+            "model_opts": ApiToken._meta,
+            "cancel_url": reverse("token_list"),
+            "action_label": "Revoke",
+        }
+        return render(request, "core/object_delete.html", context)
+
+    def post(self, request: HttpRequest, pk) -> HttpResponse:
+        token = get_object_or_404(user_tokens(user=request.user), pk=pk)
+        token_revoke(actor=Actor.of(request.user), token=token)
+        messages.success(request, f"Revoked API token {token}: requests with its key are refused from now on.")
+        return redirect("token_list")

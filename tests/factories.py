@@ -1,11 +1,14 @@
 """Factories for test data: real rows in the real database, no fixtures files."""
 
+import secrets
 import uuid
 
 import factory
 from django.contrib.auth import get_user_model
 
 from clusters.models import VM, Cluster, ClusterLevel, Host, HostStatus
+from core.models import ApiToken
+from core.tokens import PREFIX_LENGTH, key_digest
 from policies.models import MigrationPolicy
 
 ZEROCOPY_HOST = {
@@ -96,3 +99,11 @@ def _plan(vm, destination) -> dict:
     from migrations_app.selectors import migration_plan
 
     return migration_plan(vm=vm, destination=destination).to_dict()
+
+
+def api_key(user, **fields) -> str:
+    """A new API token of `user`, stored as Ferry stores it (hashed, unaudited set-up); its key."""
+    key = secrets.token_urlsafe(32)
+    fields.setdefault("name", f"test token {uuid.uuid4().hex[:8]}")
+    ApiToken.objects.create(user=user, key_hash=key_digest(key), prefix=key[:PREFIX_LENGTH], **fields)
+    return key

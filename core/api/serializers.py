@@ -21,7 +21,8 @@ from core.api.fields import (
     StrictPrimaryKeyRelatedField,
     StrictUUIDField,
 )
-from core.models import AuditEntry
+from core.models import ApiToken, AuditEntry
+from core.tokens import EXPIRES_DAYS_MAX
 
 _STRICT = {
     serializers.CharField: StrictCharField,
@@ -63,3 +64,36 @@ class AuditEntrySerializer(serializers.ModelSerializer):
             "request_id",
         ]
         read_only_fields = fields
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    """A token as its owner sees it in lists: never the key, only its first characters (prefix)."""
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created", "expires", "last_used"]
+        read_only_fields = fields
+
+
+class ApiTokenCreateSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=100, validators=[ONE_LINE], help_text="What the token is for; unique per user.")
+    expires = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="When the token stops working (ISO 8601); omit for never."
+    )
+    expires_days = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=EXPIRES_DAYS_MAX,
+        write_only=True,
+        help_text="Or: the number of days from now after which the token stops working.",
+    )
+
+
+class NewApiTokenSerializer(serializers.Serializer):
+    """The answer to a create: the only time the key is shown."""
+
+    id = serializers.UUIDField(source="token.id", read_only=True)
+    name = serializers.CharField(source="token.name", read_only=True)
+    key = serializers.CharField(read_only=True, help_text="Shown only now: Ferry stores only its hash.")
+    created = serializers.DateTimeField(source="token.created", read_only=True)
+    expires = serializers.DateTimeField(source="token.expires", read_only=True, allow_null=True)

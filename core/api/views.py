@@ -1,17 +1,28 @@
-"""Shared viewset pieces, and the audit log."""
+"""Shared viewset pieces, the audit log, and users' own API tokens."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from rest_framework import viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
 
 from core.api.etag import ETagMixin
-from core.api.serializers import AuditEntrySerializer
+from core.api.schema import ErrorSerializer
+from core.api.serializers import (
+    ApiTokenCreateSerializer,
+    ApiTokenSerializer,
+    AuditEntrySerializer,
+    NewApiTokenSerializer,
+)
+from core.api.throttling import TokenCreateThrottle
 from core.audit import Actor
-from core.filtersets import AuditEntryFilterSet
-from core.models import AuditEntry
+from core.filtersets import ApiTokenFilterSet, AuditEntryFilterSet
+from core.models import ApiToken, AuditEntry
 from core.services import ModelServices
+from core.tokens import token_create, token_expiry, token_revoke, user_tokens
 
 
 class ListFilterMixin:
@@ -64,3 +75,73 @@ class AuditEntryViewSet(ListFilterMixin, viewsets.ReadOnlyModelViewSet):
     queryset = AuditEntry.objects.all()
     serializer_class = AuditEntrySerializer
     filterset_class = AuditEntryFilterSet
+
+
+class KnownParametersMixin:
+    """A list refuses a query parameter it does not know (400 naming it), so that a misspelt
+    filter (?search= for ?name=) is never read as "no filter"."""
+
+    def list(self, request, *args, **kwargs):
+        known = set(self.filterset_class.base_filters)
+        if self.paginator is not None:
+            known |= {self.paginator.limit_query_param, self.paginator.offset_query_param}
+        unknown = sorted(set(request.query_params) - known)
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown parameter."] for name in unknown})
+        return super().list(request, *args, **kwargs)
+
+
+class ApiTokenViewSet(
+    KnownParametersMixin,
+    ListFilterMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Your own API tokens. Create one (its key is shown only in that answer), list them (without
+    keys), revoke one. Any logged-in user manages their own; nobody sees another's here.
+
+    A token may create and revoke its owner's tokens (to rotate a script's key), but a token made
+    with an expiring token expires no later than it.
+    """
+
+    queryset = ApiToken.objects.none()
+    serializer_class = ApiTokenSerializer
+    filterset_class = ApiTokenFilterSet
+    permission_classes = [IsAuthenticated]
+    throttle_scope = "token_create"
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ApiToken.objects.none()
+        return user_tokens(user=self.request.user)
+
+    def get_throttles(self):
+        return [TokenCreateThrottle()] if self.action == "create" else []
+
+    @extend_schema(
+        request=ApiTokenCreateSerializer,
+        responses={
+            201: NewApiTokenSerializer,
+            429: OpenApiResponse(ErrorSerializer, description="Too many tokens created lately; wait and retry."),
+        },
+    )
+    def create(self, request):
+        """Create a token for yourself; the answer holds its key, which is never shown again."""
+        given = ApiTokenCreateSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        caller = request.auth if isinstance(request.auth, ApiToken) else None
+        new = token_create(
+            actor=Actor.of(request.user),
+            user=request.user,
+            name=data["name"],
+            expires=token_expiry(expires=data.get("expires"), expires_days=data.get("expires_days")),
+            not_after=caller.expires if caller is not None else None,
+        )
+        return Response(NewApiTokenSerializer(new).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        token_revoke(actor=Actor.of(self.request.user), token=instance)

@@ -1,6 +1,6 @@
 // Ferry's few behaviours that need no server round trip: inputs shown only for some choices
 // (data-show-when="name=value|value", looked up in the closest [data-scope], else the form),
-// and rows added from a <template> or removed in editors.
+// rows added from a <template> or removed in editors, and copy buttons (data-copy="<input id>").
 (function () {
   "use strict";
 
@@ -33,6 +33,15 @@
       const inputs = body.lastElementChild.querySelectorAll("input, select");
       if (inputs.length) inputs[0].focus();
       syncConditionals(body);
+      return;
+    }
+    const copy = event.target.closest("[data-copy]");
+    if (copy) {
+      const input = document.getElementById(copy.dataset.copy);
+      input.select();
+      if (navigator.clipboard) {
+        navigator.clipboard.writeText(input.value).then(function () { copy.textContent = "Copied"; });
+      }
       return;
     }
     const remove = event.target.closest("[data-remove-row]");

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 from clusters.services import host_report_capabilities
 from core.audit import Actor
 from core.models import AuditEntry
-from tests.factories import ZEROCOPY_HOST, UserFactory
+from tests.factories import ZEROCOPY_HOST, UserFactory, api_key
 
 pytestmark = pytest.mark.django_db
 
@@ -116,10 +116,8 @@ def test_session_writes_need_the_csrf_token(admin_user):
 
 
 def test_token_writes_need_no_csrf_token(admin_user):
-    from rest_framework.authtoken.models import Token
-
     client = APIClient(enforce_csrf_checks=True)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key(admin_user)}")
     assert client.post("/api/clusters/", {"name": "prod"}, format="json").status_code == 201
 
 

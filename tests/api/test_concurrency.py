@@ -12,7 +12,6 @@ import threading
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from clusters.models import Cluster
@@ -20,7 +19,7 @@ from core.models import AuditEntry
 from migrations_app.agent import Claim, migration_claim
 from migrations_app.models import MigrationJob
 from tests.broker import Sent, take
-from tests.factories import ClusterFactory, HostFactory, JobFactory, UserFactory, VMFactory
+from tests.factories import ClusterFactory, HostFactory, JobFactory, UserFactory, VMFactory, api_key
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -72,7 +71,7 @@ def race(token: str, method: str, url: str, bodies: list[dict], headers: dict | 
 
 @pytest.fixture
 def token(db):
-    return Token.objects.create(user=UserFactory(username="admin", is_staff=True, is_superuser=True)).key
+    return api_key(UserFactory(username="admin", is_staff=True, is_superuser=True))
 
 
 @pytest.mark.parametrize("round_", range(5))

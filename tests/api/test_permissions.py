@@ -5,6 +5,7 @@ migrate = add_migrationjob, cancel = change_migrationjob, refresh/maintenance/ac
 operate_host). Operators hold operate_host but not change_host: they run hosts, never edit them.
 Anonymous requests get 401; a logged-in user without the permission 403; a method the endpoint does
 not have 405 once the method's permission is held. Refused requests change nothing.
+/api/tokens/ needs no permission: every logged-in user manages their own tokens.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 from django.contrib.auth.models import Group, Permission
 
-from core.models import AuditEntry
+from core.models import ApiToken, AuditEntry
 from core.roles import FERRY_APPS, OPERATOR_GROUP, READ_ONLY_GROUP, roles_ensure
 from tests.api.conftest import ROLES, Estate
 from tests.api.figures import record
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.django_db
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 DEFAULT_ACTION = {"GET": "view", "POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "delete"}
 ALL_FERRY = "*"
+LOGGED_IN = "logged in"  # a route's model for endpoints every logged-in user may use
 # What each role holds, written out here so that the matrix is a specification, not a mirror.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     "anonymous": set(),
@@ -52,7 +54,7 @@ class Allowed:
 @dataclass(frozen=True)
 class Route:
     name: str
-    model: str  # app_label.model_name
+    model: str  # app_label.model_name, or LOGGED_IN
     url: Callable[[Estate], str]
     allowed: dict[str, Allowed] = field(default_factory=dict)
 
@@ -63,6 +65,12 @@ def _host_body(estate: Estate, name: str) -> dict:
 
 def _vm_body(estate: Estate, name: str) -> dict:
     return {"name": name, "uuid": str(uuid.uuid4()), "host": str(estate.source.pk), "memory_mib": 1024, "vcpus": 2}
+
+
+def _own_token(estate: Estate) -> str:
+    """The token the request authenticates with: the latest one (client_for makes it after the estate)."""
+    latest = ApiToken.objects.order_by("created").last()
+    return str(latest.pk if latest is not None else uuid.uuid4())
 
 
 ROUTES = [
@@ -200,6 +208,18 @@ ROUTES = [
         lambda e: f"/api/audit-log/{AuditEntry.objects.latest('pk').pk}/",
         {"GET": Allowed(200)},
     ),
+    Route(
+        "tokens",
+        LOGGED_IN,
+        lambda e: "/api/tokens/",
+        {"GET": Allowed(200), "POST": Allowed(201, lambda e: {"name": "matrix"})},
+    ),
+    Route(
+        "token",
+        LOGGED_IN,
+        lambda e: f"/api/tokens/{_own_token(e)}/",
+        {"GET": Allowed(200), "DELETE": Allowed(204)},
+    ),
 ]
 
 MATRIX = list(itertools.product(ROLES, ROUTES, METHODS))
@@ -218,6 +238,9 @@ def holds(role: str, permission: str) -> bool:
 def expected_status(role: str, route: Route, method: str) -> int:
     if role == "anonymous":
         return 401
+    if route.model == LOGGED_IN:
+        allowed_for_all = route.allowed.get(method)
+        return allowed_for_all.status if allowed_for_all is not None else 405
     model_permission = f"{route.model.split('.')[0]}.{DEFAULT_ACTION[method]}_{route.model.split('.')[1]}"
     allowed = route.allowed.get(method)
     if allowed is None:
@@ -226,7 +249,7 @@ def expected_status(role: str, route: Route, method: str) -> int:
 
 
 def test_the_matrix_covers_every_role_endpoint_and_method():
-    assert len(MATRIX) == len(ROLES) * len(ROUTES) * len(METHODS) == 5 * 21 * 5
+    assert len(MATRIX) == len(ROLES) * len(ROUTES) * len(METHODS) == 5 * 23 * 5
     record(
         "permission_matrix", f"{len(ROLES)} roles x {len(ROUTES)} endpoints x {len(METHODS)} methods = {len(MATRIX)}"
     )

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clusters.models import VM, Cluster, ClusterLevel, Host
-from core.models import AuditEntry
+from core.models import ApiToken, AuditEntry
 from migrations_app.models import JobState, MigrationJob
 from policies.models import MigrationPolicy
 from tests.api.figures import FIGURES, record
@@ -72,6 +72,13 @@ def add_audit(start: int, count: int, estate) -> None:
     )
 
 
+def add_tokens(start: int, count: int, estate) -> None:
+    ApiToken.objects.bulk_create(
+        ApiToken(user=estate["user"], name=f"token {i}", key_hash=f"{i:064x}", prefix=f"{i:08x}")
+        for i in range(start, start + count)
+    )
+
+
 LISTS = {
     "/api/cluster-levels/": add_levels,
     "/api/migration-policies/": add_policies,
@@ -80,6 +87,7 @@ LISTS = {
     "/api/vms/": add_vms,
     "/api/migrations/": add_jobs,
     "/api/audit-log/": add_audit,
+    "/api/tokens/": add_tokens,
 }
 
 

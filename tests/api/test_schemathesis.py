@@ -214,9 +214,11 @@ def before_generate_query(context, strategy):
 
 
 @pytest.fixture
-def targets(estate):
-    from core.models import AuditEntry
+def targets(estate, headers):
+    from core.models import ApiToken, AuditEntry
+    from tests.factories import api_key
 
+    api_key(_admin(), name="fuzzing target")  # not the key the requests carry: revoking it is harmless
     TARGETS.update(
         {
             "cluster-levels": "4.8",
@@ -226,10 +228,18 @@ def targets(estate):
             "migration-policies": str(estate.policy.pk),
             "migrations": str(estate.job.pk),
             "audit-log": str(AuditEntry.objects.latest("pk").pk),
+            "tokens": str(ApiToken.objects.get(name="fuzzing target").pk),
             "destination": str(estate.destination.pk),
         }
     )
     return TARGETS
+
+
+@pytest.fixture(autouse=True)
+def no_token_throttle(monkeypatch):
+    """Every example of an operation runs in one test: creating tokens is not throttled here (the
+    throttle has its own test in test_tokens.py)."""
+    monkeypatch.setattr(api_settings, "DEFAULT_THROTTLE_RATES", {"token_create": None})
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ def read_pages(world) -> dict[str, tuple[str, list[str]]]:
         "/policies/": ("Migration policies", ["Very large VMs", "Minimal downtime", "Fast lane"]),
         f"/policies/{VERY_LARGE_VMS_ID}/": ("Very large VMs", ["Built-in, read-only", "Then Abort the migration"]),
         f"/policies/{world.policy.pk}/": ("Fast lane", ["At most 2 outgoing and incoming", "Downtime 400 ms"]),
+        "/tokens/": ("API tokens", ["You have no API token.", 'name="name"', 'name="expires_days"']),
         "/migrations/": ("Migrations", ["db-1", "kvm-a → kvm-b", "Failed"]),
         f"/migrations/{job.pk}/": (
             "Migration of db-1",
