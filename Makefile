@@ -57,6 +57,7 @@ test: setup-test lint checks typecheck
 
 lab: setup-lab
 	@lab/lab.sh up
+	$(PY) -m config.envfile set FERRY_LIBVIRT_ALLOW_TCP=true FERRY_LIBVIRT_SOCKET_DIRS=$(CURDIR)/var
 	$(PY) manage.py lab_register
 
 lab-down:

@@ -1,6 +1,7 @@
 """Writes for migration jobs: start (freeze the plan, enqueue on commit) and cancel.
 
-The host side (running a job on libvirt) lives in migrations_app.agent.
+The host side (running a job on libvirt) is the host's agent (ferry_agent); what it reports reaches
+Ferry through migrations_app.agent_services.
 """
 
 from __future__ import annotations

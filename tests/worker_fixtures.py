@@ -1,6 +1,9 @@
 """Real Celery workers for tests: each serves its hosts' queues, on the suite's broker and database.
 
-A job then goes page or API -> broker -> worker -> libvirt -> database for real. The broker is
+A job then goes page or API -> broker -> worker -> libvirt -> database for real. The workers are
+`make run`'s embedded agent worker (ferry_agent.embedded: the agent's code, reaching Ferry's state
+in-process through the agent API's services), one per host queue as on a hypervisor; the
+agents-without-database set-up (ferry-agent over HTTP) has its own test in tests/e2e. The broker is
 CELERY_BROKER_URL (Redis in CI, the filesystem broker locally); the database is the test database.
 """
 
@@ -35,8 +38,13 @@ def database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+#: What the lab needs to reach libvirt (its sockets under var/, its peers over qemu+tcp://).
+LAB_URI_SETTINGS = {"FERRY_LIBVIRT_ALLOW_TCP": "true", "FERRY_LIBVIRT_SOCKET_DIRS": str(REPO / "var")}
+
+
 def worker_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ, DATABASE_URL=database_url(), FERRY_HOST_QUEUES="true", FERRY_LOG_LEVEL="INFO")
+    env |= LAB_URI_SETTINGS
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests' allowance, never a worker's
     env.setdefault("CELERY_BROKER_URL", settings.CELERY_BROKER_URL)
     return env | overrides
@@ -56,7 +64,7 @@ class Worker:
         )  # fmt: skip
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
-                [CELERY, "-A", "config", "worker", "--queues", ",".join(queues), "--concurrency", "2",
+                [CELERY, "-A", "ferry_agent.embedded", "worker", "--queues", ",".join(queues), "--concurrency", "2",
                  "--hostname", f"{name}@ferry-tests", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
                 env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
@@ -92,10 +100,12 @@ def host_workers(lab, django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def lab_cluster(lab, host_workers, transactional_db):
+def lab_cluster(lab, host_workers, transactional_db, settings):
     """The lab in Ferry, registered by `manage.py lab_register` as `make lab` does: cluster "lab"
     at 4.7 with Very large VMs, both hosts reported by the real refresh service, and their guests
     synced from libvirt."""
+    settings.FERRY_LIBVIRT_ALLOW_TCP = True
+    settings.FERRY_LIBVIRT_SOCKET_DIRS = [LAB_URI_SETTINGS["FERRY_LIBVIRT_SOCKET_DIRS"]]
     if lab.get("guest") is None or lab.where(lab["guest"]["uuid"]) is None:
         lab.guest("labvm")  # an earlier test may have lost it; every test starts with it running
     out = StringIO()
