@@ -22,11 +22,17 @@ SYNC_INVENTORY = "ferry.sync_inventory"
 RECONCILE_JOB = "ferry.reconcile_job"
 
 
-def send_host_task(name: str, host_id, *args: str) -> None:
-    """A host task, by name, with the host id first, on the host's queue."""
-    from config.celery import app
+def send_host_task(name: str, host_id, *args: str, app=None) -> None:
+    """A host task, by name, with the host id first, on the host's queue.
 
-    app.send_task(name, args=[str(host_id), *args], queue=host_queue(host_id))
+    Published to the queue's own exchange (named like it), never to the broker's default one:
+    an agent's retry goes back the way its message came, and on RabbitMQ the agent's user may
+    write only to `host.<id>` (manage.py agent_broker_user), not to the default exchange, which
+    reaches every queue."""
+    if app is None:
+        from config.celery import app
+    queue = host_queue(host_id)
+    app.send_task(name, args=[str(host_id), *args], queue=queue, exchange=queue, routing_key=queue)
 
 
 @shared_task(name="ferry.monitor_hosts")
