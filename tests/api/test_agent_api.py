@@ -6,6 +6,8 @@ Every refusal is checked in the database too: a 403 or a 400 changes nothing.
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -408,3 +410,20 @@ def test_a_malformed_job_report_is_400_and_changes_nothing(two_hosts, suffix, bo
     response = agent.post(f"/api/agent/jobs/{job.pk}/{suffix}", body, format="json")
     assert response.status_code == 400, response.content
     assert everything() == before
+
+
+def test_ferrys_web_and_worker_never_load_the_libvirt_layer():
+    """The web process and Ferry's own worker open no libvirt: only an agent does."""
+    code = (
+        "import sys, django; django.setup(); "
+        "from django.urls import resolve; import config.urls, config.celery, migrations_app.tasks; "
+        "resolve('/api/agent/host/'); config.celery.app.loader.import_default_modules(); "
+        "loaded = sorted(m for m in sys.modules if m in ('libvirt', 'ferry_agent.virt', 'ferry_agent.runner')); "
+        "print(loaded)"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PYTEST")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
