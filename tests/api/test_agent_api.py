@@ -164,11 +164,9 @@ def test_the_page_action_needs_csrf(two_hosts, admin_user):
 
 
 def test_only_an_agent_token_is_accepted_on_the_agent_api(two_hosts, admin_user, admin_client):
-    from rest_framework.authtoken.models import Token
+    from tests.api.conftest import token_client
 
-    user_token = Token.objects.create(user=admin_user)
-    with_user_token = APIClient()
-    with_user_token.credentials(HTTP_AUTHORIZATION=f"Token {user_token.key}")
+    with_user_token = token_client(admin_user)  # a user's API token, a superuser's at that
     anonymous = APIClient()
     assert anonymous.get("/api/agent/host/").status_code == 401
     assert with_user_token.get("/api/agent/host/").status_code == 403
