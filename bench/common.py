@@ -36,6 +36,9 @@ def bench_env(**extra: str) -> dict[str, str]:
         DATABASE_URL=DATABASE_URL,
         CELERY_BROKER_URL=BROKER_URL,
         FERRY_HOST_QUEUES="true",
+        # The lab's sockets under var/ and its peers over qemu+tcp://, for the worker acting as agent.
+        FERRY_LIBVIRT_ALLOW_TCP="true",
+        FERRY_LIBVIRT_SOCKET_DIRS=str(REPO / "var"),
         FERRY_LOG_LEVEL=os.environ.get("FERRY_BENCH_LOG_LEVEL", "WARNING"),
         PYTHONPATH=str(REPO),
     )
@@ -190,7 +193,8 @@ def self_peak_rss_mib() -> float:
 
 
 class Worker:
-    """A real Celery worker serving some host queues, as on a hypervisor (see README)."""
+    """A real Celery worker serving some host queues: the agent's code acting for those hosts
+    in-process (ferry_agent.embedded), one process per host as on a hypervisor (see README)."""
 
     def __init__(self, name: str, queues: list[str], *, concurrency: int = 2, env: dict | None = None):
         self.name = name
@@ -205,7 +209,7 @@ class Worker:
             [
                 CELERY,
                 "-A",
-                "config",
+                "ferry_agent.embedded",
                 "worker",
                 "--queues",
                 ",".join(queues),

@@ -184,7 +184,8 @@ class Ferry:
         from clusters.models import VM, Cluster, Host
         from clusters.services import cluster_create, host_create
         from core.audit import Actor
-        from migrations_app.agent import capabilities_refresh
+        from ferry_agent import runner
+        from ferry_agent.embedded import local_agent
         from migrations_app.models import MigrationJob
         from policies.models import VERY_LARGE_VMS_ID
 
@@ -214,14 +215,17 @@ class Ferry:
                     "status": "up",
                 },
             )
-            hosts[name] = capabilities_refresh(host_id=str(host.pk))
+            runner.refresh_capabilities(local_agent(str(host.pk)))
+            host.refresh_from_db()
+            hosts[name] = host
         return cluster, hosts
 
     def sync(self) -> None:
-        from migrations_app.agent import inventory_sync
+        from ferry_agent import runner
+        from ferry_agent.embedded import local_agent
 
         for host in self.hosts.values():
-            inventory_sync(host_id=str(host.pk))
+            runner.sync_inventory(local_agent(str(host.pk)))
 
     def start_workers(self) -> None:
         from migrations_app.routing import host_queue

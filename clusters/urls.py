@@ -22,6 +22,7 @@ urlpatterns = [
     path("hosts/<uuid:pk>/refresh/", views.host_refresh, name="host_refresh"),
     path("hosts/<uuid:pk>/maintenance/", views.host_maintenance, name="host_maintenance"),
     path("hosts/<uuid:pk>/activate/", views.host_activate, name="host_activate"),
+    path("hosts/<uuid:pk>/agent-token/", views.host_agent_token, name="host_agent_token"),
     path("vms/", views.VMListView.as_view(), name="vm_list"),
     path("vms/add/", views.VMEditView.as_view(), name="vm_add"),
     path("vms/<uuid:pk>/", views.VMDetailView.as_view(), name="vm_detail"),

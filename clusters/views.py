@@ -147,6 +147,20 @@ def host_refresh(request, pk):
     return redirect("clusters:host_detail", pk=host.pk)
 
 
+@require_POST
+@page_login_required
+@permission_required("clusters.change_host", raise_exception=True)
+def host_agent_token(request, pk):
+    """A new agent token for the host, shown on this answer once (never stored, never redirected to)."""
+    from migrations_app.services import agent_token_issue
+
+    host = get_object_or_404(Host, pk=pk)
+    token, key = agent_token_issue(actor=Actor.of(request.user), host=host)
+    response = render(request, "clusters/host_agent_token.html", {"host": host, "token": token, "key": key})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 # VMs
 
 

@@ -12,6 +12,8 @@ def not_found(request, path=""):
 
 
 urlpatterns = [
+    # The agent API: agent tokens only, and out of the public schema (docs/agent-api.md).
+    path("agent/", include("migrations_app.api.agent_urls")),
     path("", include("clusters.api.urls")),
     path("", include("policies.api.urls")),
     path("", include("migrations_app.api.urls")),

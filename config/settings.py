@@ -240,6 +240,11 @@ CELERY_TIMEZONE = TIME_ZONE
 # Host tasks go to a queue per host ("host.<id>") so a worker on each hypervisor serves only its
 # own host. With FERRY_HOST_QUEUES=false everything goes to the default queue (single machine).
 FERRY_HOST_QUEUES = env_bool("FERRY_HOST_QUEUES", True)
+# What the worker acting as every host's agent (FERRY_HOST_QUEUES=false) lets reach libvirt, as a
+# hypervisor's ferry-agent decides with --allow-tcp and --socket-dir: qemu+tcp:// (unauthenticated:
+# a lab, never production) and qemu:///system?socket= inside these directories. `make lab` sets both.
+FERRY_LIBVIRT_ALLOW_TCP = env_bool("FERRY_LIBVIRT_ALLOW_TCP", False)
+FERRY_LIBVIRT_SOCKET_DIRS = [os.path.abspath(d) for d in env_list("FERRY_LIBVIRT_SOCKET_DIRS", "") if d]
 # Hard limit for one libvirt migration call, and the age after which the reconciler ends a job.
 # No total limit on a migration by default (Vdsm has none): it ends by its convergence schedule,
 # considered once per pulse, by cancel, or by the stall watchdog (no new low of the data still to

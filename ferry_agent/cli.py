@@ -175,23 +175,27 @@ def main(argv: list[str] | None = None) -> int:
         max_bandwidth_mib_s=max(1, args.max_bandwidth),
     )
     app = agent_app(env["CELERY_BROKER_URL"], agent)
-    app.worker_main(
-        argv=[
-            "worker",
-            "--queues",
-            queue,
-            "--concurrency",
-            str(max(1, args.concurrency)),
-            "--hostname",
-            f"ferry-agent.{host_id}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel",
-            logs.root_level(),
-        ]
-    )
+    app.worker_main(argv=worker_argv(host_id, concurrency=args.concurrency))
     return 0
+
+
+def worker_argv(host_id: str, *, concurrency: int = 4) -> list[str]:
+    """The agent's worker: its own queue only; no gossip, mingle or heartbeat (with remote control
+    and events off in its app, it declares nothing on the broker but host.<id>)."""
+    return [
+        "worker",
+        "--queues",
+        f"host.{host_id}",
+        "--concurrency",
+        str(max(1, concurrency)),
+        "--hostname",
+        f"ferry-agent.{host_id}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        logs.root_level(),
+    ]
 
 
 if __name__ == "__main__":

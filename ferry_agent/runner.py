@@ -32,6 +32,7 @@ RESULT_KEYS = (
     "cancelled",
     "timed_out",
     "stalled",
+    "refused",
     "aborted_by_schedule",
     "postcopy_started",
     "seconds",
@@ -82,8 +83,14 @@ def refresh_capabilities(agent: Agent) -> dict:
 
 def sync_inventory(agent: Agent) -> dict:
     """List libvirt's domains and report them; Ferry decides what they change."""
-    uri = agent.uris.libvirt(_own_libvirt_uri(agent))
-    domains = virt.list_domains(uri, timeout=LIBVIRT_TIMEOUT_S)
+    try:
+        uri = agent.uris.libvirt(_own_libvirt_uri(agent))
+        domains = virt.list_domains(uri, timeout=LIBVIRT_TIMEOUT_S)
+    except (Refused, virt.VirtError) as error:
+        # Nothing is reported: an inventory that could not be read changes no VM (the
+        # capabilities report says why the host is unreachable).
+        log.warning("host %s: inventory not read: %s", agent.host_id, error)
+        return {"error": str(error)}
     return agent.client.report_inventory({"domains": domains})
 
 
@@ -125,6 +132,17 @@ class ProgressReporter:
         self.cancel = self.cancel or bool(answer.get("cancel_requested"))
 
 
+def _report_own_uri_refused(agent: Agent, uri: Any) -> None:
+    """When this host's own libvirt URI is what was refused, the host is unreachable: say why."""
+    try:
+        agent.uris.libvirt(uri)
+    except Refused as error:
+        try:
+            agent.client.report_capabilities({"error": {"check": "libvirt_uri", "message": str(error)}})
+        except ClientError as report_error:
+            log.warning("host %s: could not report its refused URI: %s", agent.host_id, report_error)
+
+
 def _domain_state(agent: Agent, uri: str | None, uuid: str) -> str | None:
     """The domain's state at uri as the job's outcome needs it: None (not defined there) or
     "unreachable" when the host could not be read, or its URI is not allowed here."""
@@ -140,7 +158,7 @@ def _domain_state(agent: Agent, uri: str | None, uuid: str) -> str | None:
 def _result(result: dict[str, Any]) -> dict[str, Any]:
     """virt.migrate's result as the finish report carries it."""
     out = {key: result.get(key) for key in RESULT_KEYS}
-    for flag in ("ok", "cancelled", "timed_out", "stalled", "aborted_by_schedule", "postcopy_started"):
+    for flag in ("ok", "cancelled", "timed_out", "stalled", "refused", "aborted_by_schedule", "postcopy_started"):
         out[flag] = bool(out[flag])
     out["stats"] = dict(result.get("stats") or {})
     out["actions"] = list(result.get("actions") or [])
@@ -165,7 +183,8 @@ def migrate(agent: Agent, job_id: str) -> str:
         order = check_order(job, agent.uris)
     except Refused as error:
         log.error("job %s: refused by this agent: %s", job_id, error)
-        result = _failed(f"Refused by the source host's agent: {error}")
+        result = _failed(f"Refused by the source host's agent: {error}") | {"refused": True}
+        _report_own_uri_refused(agent, source_uri)
     else:
         vm_uuid, source_uri, monitor_uri = order.vm_uuid, order.source_uri, order.destination_monitor_uri
         reporter = ProgressReporter(agent.client, job_id)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from core.admin import ReadOnlyAdmin, ServiceAdmin, service_action
-from migrations_app.models import MigrationJob
+from migrations_app.models import AgentToken, MigrationJob
 from migrations_app.services import migration_cancel
 
 
@@ -27,3 +27,15 @@ class MigrationJobAdmin(ReadOnlyAdmin, ServiceAdmin):
         done="Migrations cancelled",
         permission="cancel",
     )
+
+
+@admin.register(AgentToken)
+class AgentTokenAdmin(ReadOnlyAdmin):
+    """Which host has an agent token, since when and from whom; never the key (not stored) nor its
+    hash. Issued by `manage.py agent_token`, the host's page or POST /api/hosts/{id}/agent-token/."""
+
+    list_display = ("host", "created", "created_by")
+    list_filter = ("created",)
+    list_select_related = ("host", "created_by")
+    search_fields = ("host__name",)
+    fields = ("host", "created", "created_by")

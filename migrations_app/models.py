@@ -91,3 +91,24 @@ class MigrationJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+
+class AgentToken(models.Model):
+    """The credential of one host's agent: acts only for that host, on the agent API only.
+
+    Only the SHA-256 of the key is stored (the key is 256 random bits, so a hash without salt or
+    stretching is enough): a database dump holds no usable token. Issuing a new one replaces it.
+    """
+
+    host = models.OneToOneField(Host, on_delete=models.CASCADE, related_name="agent_token")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "agent token"
+
+    def __str__(self) -> str:
+        return f"agent token of {self.host}"

@@ -1,11 +1,15 @@
-"""Writes for migration jobs: start (freeze the plan, enqueue on commit) and cancel.
+"""Writes for migration jobs: start (freeze the plan, enqueue on commit) and cancel; and the
+agent tokens with which each host's agent reaches the agent API.
 
-The host side (running a job on libvirt) lives in migrations_app.agent.
+The host side (running a job on libvirt) is the host's agent (ferry_agent); what it reports reaches
+Ferry through migrations_app.agent_services.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -14,7 +18,7 @@ from django.utils import timezone
 from clusters.models import VM, Host, HostStatus, VMStatus
 from core.audit import Actor, audit_record, snapshot
 from ferry_agent import logs
-from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob, correlation_id_validator
+from migrations_app.models import ACTIVE_STATES, AgentToken, JobState, MigrationJob, correlation_id_validator
 from migrations_app.selectors import migration_plan
 
 logger = logging.getLogger(__name__)
@@ -103,3 +107,29 @@ def migration_cancel(*, actor: Actor, job: MigrationJob) -> MigrationJob:
         audit_record(actor=actor, action="cancel", instance=stored, before=before, after=snapshot(stored))
         logger.info("migration %s: %s by %s", job.pk, "cancelled" if ended else "cancel requested", actor.name)
     return stored
+
+
+def agent_key_hash(key: str) -> str:
+    """What is stored of an agent token's key: its SHA-256, hex."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def agent_token_issue(*, actor: Actor, host: Host) -> tuple[AgentToken, str]:
+    """A new agent token for the host; the previous one stops working. Returns the token and its
+    key, which is shown once and never stored (nor audited)."""
+    key = secrets.token_urlsafe(32)  # 256 random bits
+    with transaction.atomic():
+        Host.objects.select_for_update().get(pk=host.pk)
+        replaced = AgentToken.objects.filter(host=host).delete()[0] > 0
+        token = AgentToken.objects.create(
+            host=host, key_hash=agent_key_hash(key), created_by=actor.user, created=timezone.now()
+        )
+        audit_record(
+            actor=actor,
+            action="agent_token",
+            instance=host,
+            before=None,
+            after={"agent_token_created": token.created.isoformat(), "replaced_previous": replaced},
+        )
+    logger.info("agent token of host %s issued by %s", host.name, actor.name)
+    return token, key

@@ -1,8 +1,10 @@
-"""Celery tasks: thin interfaces that load ids and call the host agent's services.
+"""Ferry's own Celery tasks (the scheduler's), and the helpers that send host tasks to agents.
 
-Host tasks go to the host's own queue (migrations_app.routing), so a worker on each hypervisor
-serves only its host. No task has a Celery time limit: a migration may run for hours; the libvirt
-layer bounds each call itself.
+The host tasks (ferry.migrate, ferry.refresh_capabilities, ferry.sync_inventory,
+ferry.reconcile_job) are not defined here: they run in each host's agent (ferry_agent.tasks),
+which reaches Ferry's state only through the agent API. Ferry sends them by name, with the host
+id first, to the host's queue (migrations_app.routing). No task has a Celery time limit: a
+migration may run for hours; the agent's libvirt layer bounds each call itself.
 """
 
 import logging
@@ -14,38 +16,23 @@ from migrations_app.routing import host_queue
 
 logger = logging.getLogger(__name__)
 
-RETRY_BUSY_S = 2
+MIGRATE = "ferry.migrate"
+REFRESH_CAPABILITIES = "ferry.refresh_capabilities"
+SYNC_INVENTORY = "ferry.sync_inventory"
+RECONCILE_JOB = "ferry.reconcile_job"
 
 
-@shared_task(name="ferry.migrate", bind=True, acks_late=True, max_retries=None)
-def migrate(self, job_id: str) -> str:
-    from migrations_app.agent import Claim, migration_run
+def send_host_task(name: str, host_id, *args: str, app=None) -> None:
+    """A host task, by name, with the host id first, on the host's queue.
 
-    claim = migration_run(job_id=job_id)
-    if claim is Claim.BUSY:
-        raise self.retry(countdown=RETRY_BUSY_S)
-    return claim.value
-
-
-@shared_task(name="ferry.refresh_capabilities")
-def refresh_capabilities(host_id: str) -> None:
-    from migrations_app.agent import capabilities_refresh
-
-    capabilities_refresh(host_id=host_id)
-
-
-@shared_task(name="ferry.sync_inventory")
-def sync_inventory(host_id: str) -> dict:
-    from migrations_app.agent import inventory_sync
-
-    return inventory_sync(host_id=host_id)
-
-
-@shared_task(name="ferry.reconcile_job")
-def reconcile_job(job_id: str) -> None:
-    from migrations_app.agent import job_reconcile
-
-    job_reconcile(job_id=job_id)
+    Published to the queue's own exchange (named like it), never to the broker's default one:
+    an agent's retry goes back the way its message came, and on RabbitMQ the agent's user may
+    write only to `host.<id>` (manage.py agent_broker_user), not to the default exchange, which
+    reaches every queue."""
+    if app is None:
+        from config.celery import app
+    queue = host_queue(host_id)
+    app.send_task(name, args=[str(host_id), *args], queue=queue, exchange=queue, routing_key=queue)
 
 
 @shared_task(name="ferry.monitor_hosts")
@@ -55,8 +42,8 @@ def monitor_hosts() -> int:
 
     hosts = list(Host.objects.exclude(status="maintenance").values_list("pk", flat=True))
     for host_id in hosts:
-        refresh_capabilities.apply_async(args=[str(host_id)], queue=host_queue(host_id))
-        sync_inventory.apply_async(args=[str(host_id)], queue=host_queue(host_id))
+        send_host_task(REFRESH_CAPABILITIES, host_id)
+        send_host_task(SYNC_INVENTORY, host_id)
     return len(hosts)
 
 
@@ -69,7 +56,7 @@ def reconcile() -> int:
     from django.conf import settings
     from django.utils import timezone
 
-    from migrations_app.agent import job_expire, stale_jobs
+    from migrations_app.agent_services import job_expire, stale_jobs
 
     now = timezone.now()
     lost_before = now - 2 * timedelta(seconds=settings.FERRY_RECONCILE_AFTER_S)
@@ -82,14 +69,14 @@ def reconcile() -> int:
                 job_expire(job_id=str(job.pk))
             else:
                 logger.info("reconciler: asking %s's agent to end migration %s", job.source_host, job.pk)
-                reconcile_job.apply_async(args=[str(job.pk)], queue=host_queue(job.source_host_id))
+                send_host_task(RECONCILE_JOB, job.source_host_id, str(job.pk))
     return count
 
 
 def enqueue_migration(job) -> None:
-    migrate.apply_async(args=[str(job.pk)], queue=host_queue(job.source_host_id))
+    send_host_task(MIGRATE, job.source_host_id, str(job.pk))
 
 
 def enqueue_refresh_capabilities(host) -> None:
-    refresh_capabilities.apply_async(args=[str(host.pk)], queue=host_queue(host.pk))
-    sync_inventory.apply_async(args=[str(host.pk)], queue=host_queue(host.pk))
+    send_host_task(REFRESH_CAPABILITIES, host.pk)
+    send_host_task(SYNC_INVENTORY, host.pk)

@@ -62,6 +62,17 @@ def unreachable() -> Iterator[None]:
         _publish_to(saved)
 
 
+@contextmanager
+def publishing_to(url: str) -> Iterator[None]:
+    """Ferry's Celery app publishes to another broker (a Redis of the test's own), then is put back."""
+    saved = app.conf.get("broker_write_url")
+    _publish_to(url)
+    try:
+        yield
+    finally:
+        _publish_to(saved)
+
+
 def _publish_to(url: str | None) -> None:
     """Where the app publishes (broker_write_url: broker_url itself yields to CELERY_BROKER_URL in
     the environment). Celery and kombu keep pools for the old broker, so close and forget them."""

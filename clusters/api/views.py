@@ -20,7 +20,7 @@ from core.api.views import FerryModelViewSet, ListFilterMixin, ServicesViewSetMi
 from migrations_app.api.serializers import DestinationSerializer, MigrationJobSerializer, PlanSerializer
 from migrations_app.impact import cluster_impact
 from migrations_app.selectors import migration_plan, vm_for_planning
-from migrations_app.services import check_destination_in_cluster, migration_start
+from migrations_app.services import agent_token_issue, check_destination_in_cluster, migration_start
 
 
 class ClusterLevelViewSet(
@@ -73,6 +73,11 @@ class RefreshAcceptedSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+class AgentTokenSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="Shown once: only its hash is stored.")
+    created = serializers.DateTimeField()
+
+
 class HostViewSet(FerryModelViewSet):
     """Hypervisors. Capabilities are read-only: only the host's own agent reports them (the agent API).
 
@@ -88,6 +93,7 @@ class HostViewSet(FerryModelViewSet):
         "refresh": ["clusters.operate_host"],
         "maintenance": ["clusters.operate_host"],
         "activate": ["clusters.operate_host"],
+        "agent_token": ["clusters.change_host"],
     }
 
     @extend_schema(request=None, responses={202: RefreshAcceptedSerializer})
@@ -106,6 +112,14 @@ class HostViewSet(FerryModelViewSet):
         """Put the host into maintenance: no migration goes to it, and monitoring leaves it alone."""
         host = services.host_set_maintenance(actor=self.actor, host=self.get_object())
         return Response(self.get_serializer(host).data)
+
+    @extend_schema(request=None, responses={201: AgentTokenSerializer})
+    @action(detail=True, methods=["post"], url_path="agent-token")
+    def agent_token(self, request, pk=None):
+        """Issue a new agent token for the host's ferry-agent (admins only); the previous one stops
+        working. The key is in this answer only."""
+        token, key = agent_token_issue(actor=self.actor, host=self.get_object())
+        return Response({"key": key, "created": token.created}, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: HostSerializer})
     @action(detail=True, methods=["post"])

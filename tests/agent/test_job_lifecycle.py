@@ -11,8 +11,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from core.models import AuditEntry
-from migrations_app import agent
-from migrations_app.agent import Claim, decide_outcome, migration_claim, migration_finish
+from migrations_app import agent_services
+from migrations_app.agent_services import Claim, decide_outcome, migration_claim, migration_finish
 from migrations_app.models import JobState, MigrationJob
 from migrations_app.selectors import migration_plan
 from migrations_app.services import MigrationConflict, migration_cancel, migration_start
@@ -77,7 +77,7 @@ def test_cancelling_a_running_job_asks_its_task(pair, actor):
     migration_claim(job_id=job.pk)
     cancelled = migration_cancel(actor=actor, job=job)
     assert (cancelled.state, cancelled.cancel_requested) == ("running", True)
-    assert agent._JobReporter(str(job.pk)).should_cancel() is True
+    assert agent_services.job_progress(source, str(job.pk), {"progress": 5, "stats": {}}) == {"cancel_requested": True}
 
 
 def test_a_job_ends_once_and_the_vm_follows(pair):
@@ -98,12 +98,10 @@ def test_progress_never_goes_backwards(pair):
     source, destination = pair
     job = queued_job(VMFactory(host=source), destination)
     migration_claim(job_id=job.pk)
-    reporter = agent._JobReporter(str(job.pk))
     for value in (10, 40, 25, 99, 100):
-        reporter.last_write = 0
-        reporter.progress({"progress": value})
-        job.refresh_from_db()
-    assert job.progress == 99  # 100 only when done
+        agent_services.job_progress(source, str(job.pk), {"progress": value, "stats": {"memory_remaining": value}})
+    job.refresh_from_db()
+    assert (job.progress, job.stats) == (99, {"memory_remaining": 100})  # 100 only when done
 
 
 def test_the_database_allows_one_active_job_per_vm(pair):

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from clusters.models import Cluster
 from core.models import AuditEntry
-from migrations_app.agent import Claim, migration_claim
+from migrations_app.agent_services import Claim, migration_claim
 from migrations_app.models import MigrationJob
 from tests.broker import Sent, take
 from tests.factories import ClusterFactory, HostFactory, JobFactory, UserFactory, VMFactory, api_key
@@ -107,7 +107,7 @@ def test_two_simultaneous_migrations_of_one_vm_start_exactly_one_job(token, sett
 
     assert sorted(statuses) == [202, 409]
     job = MigrationJob.objects.get(vm=vm)
-    assert take(f"host.{source.pk}") == [Sent(task="ferry.migrate", args=[str(job.pk)], kwargs={})], (
+    assert take(f"host.{source.pk}") == [Sent(task="ferry.migrate", args=[str(source.pk), str(job.pk)], kwargs={})], (
         "only the committed job is handed to the broker"
     )
 

@@ -103,7 +103,7 @@ def test_migrate_freezes_the_plan_on_a_queued_job_and_enqueues_after_commit(
     assert MigrationJob.objects.get(pk=job["id"]).plan == plan
     for callback in callbacks:
         callback()
-    assert take(queue) == [Sent(task="ferry.migrate", args=[job["id"]], kwargs={})]
+    assert take(queue) == [Sent(task="ferry.migrate", args=[str(estate.source.pk), job["id"]], kwargs={})]
     entry = AuditEntry.objects.get(action="migrate")
     assert (entry.object_type, entry.object_id, entry.actor) == ("migrationjob", job["id"], "admin")
 
@@ -135,7 +135,9 @@ def test_a_vm_can_migrate_again_once_its_job_has_ended(api, estate, django_captu
             f"/api/vms/{estate.vm.pk}/migrate/", {"destination_host": str(estate.destination.pk)}, format="json"
         )
     assert response.status_code == 202
-    assert take(f"host.{estate.source.pk}") == [Sent(task="ferry.migrate", args=[response.json()["id"]], kwargs={})]
+    assert take(f"host.{estate.source.pk}") == [
+        Sent(task="ferry.migrate", args=[str(estate.source.pk), response.json()["id"]], kwargs={})
+    ]
 
 
 @pytest.mark.parametrize("case", ["source", "other_cluster", "maintenance", "vm_down", "unknown"])

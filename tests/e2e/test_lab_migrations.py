@@ -16,15 +16,23 @@ from rest_framework.test import APIClient
 
 from clusters.models import VM, Host
 from clusters.services import host_report_capabilities
+from config.celery import app as celery_app
 from core.models import AuditEntry
-from ferry_agent import virt
-from migrations_app.agent import REFRESH_ACTOR, inventory_sync
+from ferry_agent import runner, virt
+from ferry_agent.embedded import local_agent
+from migrations_app.agent_services import REFRESH_ACTOR
 from migrations_app.models import TERMINAL_STATES, MigrationJob
-from migrations_app.tasks import migrate
+from migrations_app.tasks import MIGRATE
 from tests.factories import UserFactory
 from tests.worker_fixtures import Worker, vm_of, worker_env
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+def inventory_sync(*, host_id: str) -> dict[str, int]:
+    """The host's inventory task, run here: the agent's code, in-process through the agent API."""
+    return runner.sync_inventory(local_agent(host_id))
+
 
 ZEROCOPY_ON = '"capability":"zero-copy-send","state":true'
 TIMINGS: dict[str, dict] = {}
@@ -215,7 +223,7 @@ def test_a_duplicate_delivery_does_not_start_a_second_migration(api, lab, lab_cl
     destination = vm.host.cluster.hosts.exclude(pk=vm.host_id).get()
     worker_log = LogMark(host_workers[vm.host.name])
     job_id = start_migration(api, vm, destination)
-    duplicate = migrate.apply_async(args=[job_id], queue=f"host.{vm.host_id}")  # the same task, again
+    duplicate = celery_app.send_task(MIGRATE, args=[str(vm.host_id), job_id], queue=f"host.{vm.host_id}")  # again
     job = wait_for_job(job_id)
     assert job.state == "succeeded", job.error
 

@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 
 from clusters.models import VM, Host
 from core.models import AuditEntry
-from ferry_agent import virt
-from migrations_app.agent import inventory_sync
+from ferry_agent import runner, virt
+from ferry_agent.embedded import local_agent
 from tests.factories import UserFactory
 from tests.worker_fixtures import REPO, Worker, vm_of, worker_env
 
@@ -51,6 +51,11 @@ def test_refresh_from_the_api_reports_real_capabilities(lab, lab_cluster):
 SYNC = "ferry.sync_inventory"  # the actor of inventory changes in the audit log
 
 
+def inventory_sync(*, host_id: str) -> dict[str, int]:
+    """The host's inventory task, run here: the agent's code, in-process through the agent API."""
+    return runner.sync_inventory(local_agent(host_id))
+
+
 def test_inventory_follows_domains_that_appear_move_and_vanish(lab, lab_cluster, fresh_guest):
     guest = fresh_guest(fill=16)
     source = Host.objects.get(name=guest["host"])
@@ -61,7 +66,8 @@ def test_inventory_follows_domains_that_appear_move_and_vanish(lab, lab_cluster,
     added = AuditEntry.objects.get(object_id=str(vm.pk), action="create")
     assert (added.actor, added.after["uuid"], added.after["host"]) == (SYNC, guest["uuid"], str(source.pk))
 
-    # Moved behind Ferry's back: the destination's inventory takes it over.
+    # Moved behind Ferry's back: the destination may take it over only once the source's own
+    # report no longer lists it (until then, its claim is refused and audited).
     virt.migrate(
         source_uri=source.libvirt_uri,
         domain_uuid=guest["uuid"],
@@ -73,10 +79,16 @@ def test_inventory_follows_domains_that_appear_move_and_vanish(lab, lab_cluster,
         on_progress=lambda report: None,
         should_cancel=lambda: False,
     )
+    assert inventory_sync(host_id=str(destination.pk))["refused"] == 1
+    assert vm_of(guest).host_id == source.pk
+    refused = AuditEntry.objects.filter(object_id=str(vm.pk), action="takeover_refused").get()
+    assert (refused.actor, refused.after["reported_by"]) == (SYNC, str(destination.pk))
+    assert inventory_sync(host_id=str(source.pk))["vanished"] == 1
     assert inventory_sync(host_id=str(destination.pk))["moved"] == 1
     assert vm_of(guest).host_id == destination.pk
     moved = AuditEntry.objects.filter(object_id=str(vm.pk), action="update").latest("pk")
     assert (moved.actor, moved.before["host"], moved.after["host"]) == (SYNC, str(source.pk), str(destination.pk))
+    assert (moved.before["status"], moved.after["status"]) == ("unknown", "up")
 
     lab.rm_guest(guest["name"])
     assert inventory_sync(host_id=str(destination.pk))["vanished"] == 1

@@ -12,6 +12,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from clusters.models import HostStatus
+from core.audit import Actor
+from migrations_app.services import agent_token_issue
 from tests.factories import HostFactory
 from tests.ops.test_health import broker_down  # noqa: F401  (a broker URL where nothing listens)
 
@@ -51,6 +53,8 @@ def test_each_hosts_agent_is_reported_with_what_to_do(settings):
     HostFactory(name="fresh", capabilities_updated_at=timezone.now() - timedelta(seconds=20))
     HostFactory(name="silent", capabilities_updated_at=timezone.now() - timedelta(hours=3))
     HostFactory(name="never", capabilities_updated_at=None, status=HostStatus.UNKNOWN)
+    tokened = HostFactory(name="tokened", capabilities_updated_at=None, status=HostStatus.UNKNOWN)
+    agent_token_issue(actor=Actor.task("tests"), host=tokened)
     HostFactory(name="resting", capabilities_updated_at=None, status=HostStatus.MAINTENANCE)
 
     report, status = check()
@@ -60,5 +64,7 @@ def test_each_hosts_agent_is_reported_with_what_to_do(settings):
     assert "WARN  silent: up, last reported 3.0 h ago" in report
     assert "is `ferry agent --host silent` running" in report
     assert "WARN  never: unknown, has never reported" in report
-    assert "start its agent: ferry agent --host never" in report
+    assert "no agent token yet: ferry agent_token never, then start its agent: ferry agent --host never" in report
+    assert "start its agent: ferry agent --host tokened" in report
+    assert "ferry agent_token tokened" not in report
     assert "OK    resting: maintenance" in report

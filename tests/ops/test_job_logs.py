@@ -109,7 +109,7 @@ def test_one_jobs_id_is_on_its_web_worker_and_host_side_lines(settings, web_line
     loggers = {line["logger"] for line in of_job}
     assert "celery.worker.strategy" in loggers, "the task's arrival carries the job id"
     assert "celery.app.trace" in loggers, "the task's own lines (its result) carry the job id"
-    assert loggers & {"migrations_app.agent", "ferry_agent.runner", "ferry_agent.virt"}, loggers
+    assert loggers & {"migrations_app.agent_services", "ferry_agent.runner", "ferry_agent.virt"}, loggers
     # The task ran for the request that asked for it: its request id travelled with the message.
     assert {line.get("request_id") for line in of_job if line["logger"] != "celery.worker.strategy"} == {
         response["X-Request-ID"]

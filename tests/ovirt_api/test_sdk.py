@@ -4,7 +4,7 @@ Each test is what an existing oVirt script does, unchanged: log in, test(), sear
 cluster's migration options, list hosts and VMs, follow links, migrate by host id or name, find the
 job by its correlation id, poll it to the end, cancel, close(). No hypervisor runs here: where a
 job must end, the test plays the source host's agent through the agent's own services
-(migrations_app.agent), exactly the calls a host's worker makes (the lab test in test_lab.py runs
+(migrations_app.agent_services), exactly the calls a host's worker makes (the lab test in test_lab.py runs
 the real one).
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 from clusters.models import VM, Cluster
 from core.models import AuditEntry
-from migrations_app.agent import migration_claim, migration_finish
+from migrations_app.agent_services import migration_claim, migration_finish
 from migrations_app.models import JobState, MigrationJob
 from ovirt_api.models import SsoToken
 from policies.models import MINIMAL_DOWNTIME_ID, VERY_LARGE_VMS_ID

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from clusters.models import VM, Cluster, Host
 from core.models import AuditEntry
 from core.roles import OPERATOR_GROUP, roles_ensure
-from migrations_app.models import MigrationJob
+from migrations_app.models import AgentToken, MigrationJob
 from policies.models import MigrationPolicy
 from tests.factories import UserFactory
 from tests.pages.world import make_job
@@ -26,6 +26,7 @@ def write_posts(world) -> list[tuple[str, dict]]:
         (f"/hosts/{world.source.pk}/maintenance/", {}),
         (f"/hosts/{world.source.pk}/activate/", {}),
         (f"/hosts/{world.source.pk}/refresh/", {}),
+        (f"/hosts/{world.source.pk}/agent-token/", {}),
         ("/vms/add/", {"name": "x"}),
         (f"/vms/{world.vm.pk}/edit/", {"name": "x"}),
         (f"/vms/{world.vm.pk}/delete/", {}),
@@ -38,7 +39,7 @@ def write_posts(world) -> list[tuple[str, dict]]:
 
 
 def counts():
-    return [m.objects.count() for m in (Cluster, Host, VM, MigrationPolicy, MigrationJob, AuditEntry)]
+    return [m.objects.count() for m in (Cluster, Host, VM, MigrationPolicy, MigrationJob, AuditEntry, AgentToken)]
 
 
 def test_a_read_only_user_is_refused_every_write(reader_client, world):
@@ -68,6 +69,7 @@ def test_a_read_only_user_sees_no_buttons_to_change_anything(reader_client, worl
         "maintenance/",
         "activate/",
         "refresh/",
+        "agent-token/",
         "/cancel/",
         "/add/",
         "Copy to a new policy",
@@ -93,6 +95,9 @@ def test_an_operator_may_migrate_and_maintain_but_not_edit(client, world):
     host_page = client.get(f"/hosts/{world.source.pk}/").content.decode()
     assert "maintenance/" in host_page and "refresh/" in host_page
     assert f"/hosts/{world.source.pk}/edit/" not in host_page and "/hosts/add/" not in host_page
+    assert "agent-token/" not in host_page  # admins only
+    assert client.post(f"/hosts/{world.source.pk}/agent-token/").status_code == 403
+    assert not AgentToken.objects.exists()
     vm_page = client.get(f"/vms/{world.vm.pk}/").content.decode()
     assert "/migrate/" in vm_page and "/edit/" not in vm_page
     assert client.get(f"/clusters/{world.cluster.pk}/edit/").status_code == 403

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from clusters.models import Host, HostStatus, VMStatus
-from ferry_agent import virt
-from migrations_app import agent
+from ferry_agent import runner, virt
+from ferry_agent.embedded import local_agent
 from migrations_app.models import JobState, MigrationJob
 from tests.factories import HostFactory, JobFactory
 
@@ -90,7 +90,7 @@ def test_a_refresh_refuses_a_stored_program_uri_and_says_why(program):
     host = HostFactory(status=HostStatus.UP)
     Host.objects.filter(pk=host.pk).update(libvirt_uri=uri)
 
-    agent.capabilities_refresh(host_id=str(host.pk))
+    runner.refresh_capabilities(local_agent(str(host.pk)))
 
     assert not marker.exists()
     host.refresh_from_db()
@@ -104,12 +104,13 @@ def test_an_inventory_sync_refuses_a_stored_program_uri(program):
     script, marker = program
     host = HostFactory()
     Host.objects.filter(pk=host.pk).update(libvirt_uri=f"qemu+ssh://hv/system?command={script}")
-    assert agent.inventory_sync(host_id=str(host.pk)) == {"added": 0, "updated": 0, "moved": 0, "vanished": 0}
+    answer = runner.sync_inventory(local_agent(str(host.pk)))
+    assert "refused" in answer["error"] and set(answer) == {"error"}  # nothing reported, nothing changed
     assert not marker.exists()
 
 
 def run_job(job) -> MigrationJob:
-    agent.migration_run(job_id=str(job.pk))
+    runner.migrate(local_agent(str(job.source_host_id)), str(job.pk))
     return MigrationJob.objects.get(pk=job.pk)
 
 
@@ -173,6 +174,6 @@ def test_the_reconciler_checks_the_uris_it_opens(program, monkeypatch):
     Host.objects.filter(pk=job.destination_host_id).update(
         libvirt_uri=f"qemu+ext:///system?command={script}", peer_uri=f"qemu+ext:///system?command={script}"
     )
-    agent.job_reconcile(job_id=str(job.pk))
+    runner.reconcile(local_agent(str(job.source_host_id)), str(job.pk))
     assert not marker.exists()
     assert MigrationJob.objects.get(pk=job.pk).state == JobState.FAILED

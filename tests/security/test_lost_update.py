@@ -11,7 +11,8 @@ from django.db import connection
 from clusters.models import Host, HostStatus
 from clusters.services import host_report_capabilities, host_set_maintenance, host_update
 from core.audit import Actor
-from migrations_app import agent
+from ferry_agent import runner
+from ferry_agent.embedded import local_agent
 from tests.factories import ZEROCOPY_HOST, HostFactory
 
 ADMIN = Actor.task("test.admin")
@@ -55,7 +56,7 @@ def silent_peer():
 def test_an_admins_edit_during_a_slow_refresh_survives_it(settings, monkeypatch, silent_peer):
     pytest.importorskip("libvirt")
     settings.FERRY_LIBVIRT_ALLOW_TCP = True
-    monkeypatch.setattr(agent, "LIBVIRT_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(runner, "LIBVIRT_TIMEOUT_S", 3.0)
     host = HostFactory(
         name="hv-slow", status=HostStatus.UP, libvirt_uri=f"qemu+tcp://127.0.0.1:{silent_peer.port}/system"
     )
@@ -63,7 +64,7 @@ def test_an_admins_edit_during_a_slow_refresh_survives_it(settings, monkeypatch,
 
     def refresh():
         try:
-            outcome["host"] = agent.capabilities_refresh(host_id=str(host.pk))
+            outcome["report"] = runner.refresh_capabilities(local_agent(str(host.pk)))
         finally:
             connection.close()
 

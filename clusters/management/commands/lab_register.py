@@ -1,7 +1,8 @@
 """Register the running lab (var/lab/state.json, written by `lab/lab.sh up`) in Ferry.
 
 A cluster "lab" at 4.7 with Very large VMs, its two hosts with capabilities reported by the real
-refresh task, and the guest synced from libvirt as a VM. Idempotent.
+host tasks (the agent's code, acting in-process as `make run`'s embedded worker does), and the
+guest synced from libvirt as a VM. Idempotent.
 """
 
 import json
@@ -15,7 +16,8 @@ from django.db import transaction
 from clusters.models import Cluster, Host
 from clusters.services import cluster_create, host_create, host_update
 from core.audit import Actor
-from migrations_app.agent import capabilities_refresh, inventory_sync
+from ferry_agent import runner
+from ferry_agent.embedded import local_agent
 from policies.models import VERY_LARGE_VMS_ID
 
 ACTOR = Actor.task("lab_register")
@@ -62,8 +64,10 @@ class Command(BaseCommand):
                     host = host_update(actor=ACTOR, host=host, data=values)
                 hosts.append(host)
         for host in hosts:
-            host = capabilities_refresh(host_id=str(host.pk))
-            counts = inventory_sync(host_id=str(host.pk))
+            agent = local_agent(str(host.pk))
+            runner.refresh_capabilities(agent)
+            counts = runner.sync_inventory(agent)
+            host.refresh_from_db()
             caps = host.capabilities
             self.stdout.write(
                 f"{host.name}: {host.status}, libvirt {caps.get('libvirt_version')}, QEMU {caps.get('qemu_version')}, "

@@ -122,6 +122,13 @@ class Command(BaseCommand):
         else:
             self.line(FAIL, f"{where}: does not answer ({probe.detail})", "check CELERY_BROKER_URL and the broker")
 
+    def agent_hint(self, name: str) -> str:
+        from migrations_app.models import AgentToken
+
+        if AgentToken.objects.filter(host__name=name).exists():
+            return f"start its agent: ferry agent --host {name}"
+        return f"it has no agent token yet: ferry agent_token {name}, then start its agent: ferry agent --host {name}"
+
     def hosts_section(self) -> None:
         reports = health.agent_reports()
         self.section(f"Hosts ({len(reports)})")
@@ -137,7 +144,7 @@ class Command(BaseCommand):
                 self.line(
                     WARN,
                     text,
-                    f"start its agent: ferry agent --host {report.name}"
+                    self.agent_hint(report.name)
                     if settings.FERRY_HOST_QUEUES
                     else "start Ferry's worker (`make run` starts one)",
                 )
