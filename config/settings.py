@@ -255,7 +255,15 @@ FERRY_MIGRATION_STALL_S = float(os.environ.get("FERRY_MIGRATION_STALL_S", "600")
 # A host's own cap on one migration (Vdsm's migration_max_bandwidth), reported by the worker that
 # acts for the hosts of this machine; it applies when a cluster gives no bandwidth figure.
 FERRY_HOST_MAX_BANDWIDTH_MIB_S = max(1, int(os.environ.get("FERRY_HOST_MAX_BANDWIDTH_MIB_S", "52")))
-FERRY_RECONCILE_AFTER_S = int(os.environ.get("FERRY_RECONCILE_AFTER_S", "7200"))
+# Liveness from heartbeats, never from age: a running job whose agent has not reported for
+# FERRY_HEARTBEAT_TIMEOUT_S is ended (or followed again) by that agent from libvirt's real state;
+# one whose agent stays silent for FERRY_AGENT_LOST_S is failed as agent_lost. A queued job whose
+# message was handed to the broker FERRY_REDISPATCH_S ago, unclaimed while its agent reports, is
+# sent again (a claim happens at most once). Queue time never counts.
+FERRY_HEARTBEAT_TIMEOUT_S = int(os.environ.get("FERRY_HEARTBEAT_TIMEOUT_S", "60"))
+FERRY_AGENT_LOST_S = int(os.environ.get("FERRY_AGENT_LOST_S", "1800"))
+FERRY_REDISPATCH_S = int(os.environ.get("FERRY_REDISPATCH_S", "120"))
+FERRY_RECONCILE_INTERVAL_S = float(os.environ.get("FERRY_RECONCILE_INTERVAL_S", "15"))
 FERRY_CAPABILITIES_INTERVAL_S = int(os.environ.get("FERRY_CAPABILITIES_INTERVAL_S", "300"))
 # Connection fields (a host's libvirt_uri and peer_uri, core/uris.py): qemu+tcp:// (unauthenticated,
 # unencrypted) only when allowed, and ?socket= only inside these directories (comma-separated).
@@ -264,7 +272,7 @@ FERRY_LIBVIRT_ALLOW_TCP = env_bool("FERRY_LIBVIRT_ALLOW_TCP", False)
 FERRY_LIBVIRT_SOCKET_DIRS = env_list("FERRY_LIBVIRT_SOCKET_DIRS", "")
 CELERY_BEAT_SCHEDULE = {
     "monitor-hosts": {"task": "ferry.monitor_hosts", "schedule": float(FERRY_CAPABILITIES_INTERVAL_S)},
-    "reconcile-jobs": {"task": "ferry.reconcile", "schedule": 60.0},
+    "reconcile-jobs": {"task": "ferry.reconcile", "schedule": FERRY_RECONCILE_INTERVAL_S},
 }
 # Lifetime of a bearer token from the oVirt-compatible API's SSO endpoint (the SDK logs in again after it).
 FERRY_OVIRT_TOKEN_TTL_S = int(os.environ.get("FERRY_OVIRT_TOKEN_TTL_S", "3600"))

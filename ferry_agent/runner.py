@@ -225,22 +225,36 @@ def migrate(agent: Agent, job_id: str) -> str:
 
 
 def reconcile(agent: Agent, job_id: str) -> str:
-    """End a job whose task is gone: stop libvirt's job on the source if one still runs, then
-    report the domain's state on both hosts; Ferry decides the outcome."""
+    """A running job whose agent stopped reporting (it was restarted, or lost its way to Ferry):
+    if libvirt still migrates the domain, follow that migration again to its end (progress,
+    cancel); then report the domain's state on both hosts, and Ferry decides the outcome."""
     job = agent.client.job_get(job_id)
     if job.get("state") not in ("queued", "running"):
         return str(job.get("state"))
     uuid = domain_uuid(job.get("vm_uuid"))
     source_uri = job.get("source_uri")
+    aborted = False
+    if job.get("state") == "running":
+        try:
+            running = virt.job_running(agent.uris.libvirt(source_uri), uuid, timeout=LIBVIRT_TIMEOUT_S)
+        except (Refused, virt.VirtError) as error:
+            log.info("reconcile %s: cannot read libvirt's job: %s", job_id, error)
+            running = False
+        if running:
+            log.info("reconcile %s: libvirt still migrates %s: following it again", job_id, uuid)
+            reporter = ProgressReporter(agent.client, job_id)
+            reporter.cancel = bool(job.get("cancel_requested"))
+            try:
+                followed = virt.follow_job(
+                    agent.uris.libvirt(source_uri),
+                    uuid,
+                    on_progress=reporter.on_progress,
+                    should_cancel=reporter.should_cancel,
+                )
+                aborted = bool(followed["cancelled"])
+            except (Refused, virt.VirtError) as error:
+                log.warning("reconcile %s: cannot follow libvirt's job: %s", job_id, error)
     source_state = _domain_state(agent, source_uri, uuid)
     destination_state = _domain_state(agent, job.get("destination_monitor_uri"), uuid)
-    aborted = False
-    if source_state in ACTIVE_DOMAIN_STATES and job.get("state") == "running":
-        # A live libvirt job may still be running on the source: stop it before ending ours.
-        try:
-            virt.abort_job(agent.uris.libvirt(source_uri), uuid, timeout=LIBVIRT_TIMEOUT_S)
-            aborted = True
-        except (Refused, virt.VirtError) as error:
-            log.info("reconcile %s: no libvirt job to abort: %s", job_id, error)
     payload = {"source_state": source_state, "destination_state": destination_state, "aborted": aborted}
     return str(agent.client.job_reconcile(job_id, payload).get("state"))

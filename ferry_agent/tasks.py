@@ -23,8 +23,6 @@ REFRESH_CAPABILITIES = "ferry.refresh_capabilities"
 SYNC_INVENTORY = "ferry.sync_inventory"
 RECONCILE_JOB = "ferry.reconcile_job"
 REFUSED = "refused"
-#: A claim refused because a host's migration limit is reached is tried again after this delay.
-RETRY_BUSY_S = 2
 
 
 def register(app: Celery, agent_for: Callable[[str], runner.Agent | None]) -> None:
@@ -38,15 +36,16 @@ def register(app: Celery, agent_for: Callable[[str], runner.Agent | None]) -> No
         return agent
 
     # No task has a time limit: a migration may run for hours; the libvirt layer bounds each call.
-    @app.task(name=MIGRATE, bind=True, acks_late=True, max_retries=None)
-    def migrate(self, host_id: str, job_id: str) -> str:
+    # The message is acknowledged when it is received (acks_late off): the claim in Ferry is the
+    # durable record, so neither RabbitMQ's consumer timeout nor Redis's visibility timeout can
+    # cut or repeat a migration of hours. A message lost before its claim is sent again by Ferry
+    # (migrations_app.dispatch); a busy claim goes back to Ferry's outbox, not round the broker.
+    @app.task(name=MIGRATE, acks_late=False)
+    def migrate(host_id: str, job_id: str) -> str:
         agent = acting(MIGRATE, host_id)
         if agent is None:
             return REFUSED
-        claim = runner.migrate(agent, job_id)
-        if claim == runner.CLAIM_BUSY:
-            raise self.retry(countdown=RETRY_BUSY_S)
-        return claim
+        return runner.migrate(agent, job_id)
 
     @app.task(name=REFRESH_CAPABILITIES)
     def refresh_capabilities(host_id: str) -> dict | str:

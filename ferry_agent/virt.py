@@ -37,7 +37,9 @@ __all__ = [
     "VirtError",
     "abort_job",
     "domain_state",
+    "follow_job",
     "host_capabilities",
+    "job_running",
     "list_domains",
     "migrate",
 ]
@@ -331,6 +333,78 @@ def domain_state(uri: str, uuid: str, *, timeout: float = 30.0) -> str | None:
             raise
 
     return _with_conn(uri, timeout, "domain state", work)
+
+
+def job_running(uri: str, uuid: str, *, timeout: float = 30.0) -> bool:
+    """Whether domain uuid at uri has a libvirt job running now (e.g. an outgoing migration)."""
+    lv = _lv()
+
+    def work(conn: Any) -> bool:
+        try:
+            stats = conn.lookupByUUIDString(uuid).jobStats()
+        except lv.libvirtError as exc:
+            if exc.get_error_code() == lv.VIR_ERR_NO_DOMAIN:
+                return False
+            raise
+        return bool(stats) and stats.get("type", lv.VIR_DOMAIN_JOB_NONE) != lv.VIR_DOMAIN_JOB_NONE
+
+    return bool(_with_conn(uri, timeout, "job running", work))
+
+
+def follow_job(
+    uri: str,
+    uuid: str,
+    *,
+    on_progress: Callable[[dict], None],
+    should_cancel: Callable[[], bool],
+    poll_interval: float = 0.5,
+    call_timeout: float = 10.0,
+) -> dict:
+    """Watch a migration that libvirt already runs on the source (its agent restarted under it)
+    until the job ends: progress reported as migrate() reports it, cancel by abortJob. The
+    convergence schedule is not applied again: its state went with the agent that started it.
+
+    Returns {"cancelled", "progress", "seconds", "stats"}. Raises VirtError when the source cannot
+    be reached; a host that stops answering mid-way ends the watch (the caller reads the states)."""
+    lv = _lv()
+    uri = _floor(uri)
+
+    def open_dom() -> tuple[Any, Any]:
+        conn = lv.open(uri)
+        try:
+            return conn, conn.lookupByUUIDString(uuid)
+        except BaseException:
+            conn.close()
+            raise
+
+    conn, dom = _guarded(open_dom, call_timeout, f"follow job: open {uri}")
+    started, progress, cancelled, last = time.monotonic(), 0, False, {}
+    try:
+        while True:
+            try:
+                stats = _guarded(dom.jobStats, call_timeout, "jobStats")
+            except VirtError as exc:
+                log.info("follow job %s: %s", uuid, exc)
+                break
+            if not stats or stats.get("type", lv.VIR_DOMAIN_JOB_NONE) == lv.VIR_DOMAIN_JOB_NONE:
+                break
+            last = dict(stats)
+            progress = progress_of(stats, progress)
+            try:
+                on_progress(progress_report(stats, progress))
+            except Exception:  # a broken callback must not break the watch
+                log.exception("on_progress failed")
+            if not cancelled and should_cancel():
+                try:
+                    _guarded(dom.abortJob, call_timeout, "abortJob")
+                    cancelled = True
+                except VirtError as exc:
+                    log.info("follow job %s: abortJob: %s", uuid, exc)
+            time.sleep(poll_interval)
+    finally:
+        with contextlib.suppress(Exception):
+            _run(conn.close, 5.0, "close")
+    return {"cancelled": cancelled, "progress": progress, "seconds": time.monotonic() - started, "stats": last}
 
 
 def abort_job(uri: str, uuid: str, *, timeout: float = 30.0) -> None:

@@ -27,13 +27,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from clusters.models import VM, Host, VMStatus
 from clusters.services import host_mark_unreachable, host_report_capabilities, vm_create
 from core.audit import Actor, audit_record, snapshot
+from migrations_app.dispatch import dispatch_ready, release
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_app.progress import record_progress
 from migrations_app.routing import host_queue
@@ -145,7 +146,11 @@ def report_inventory(host: Host, payload: dict) -> dict:
             values["memtune_hard_limit_mib"] = domain["memtune_hard_limit_mib"]
         vm = known.get(vm_uuid)
         if vm is None:
-            vm_create(actor=SYNC_ACTOR, data=values | {"uuid": vm_uuid, "host": host})
+            try:
+                with transaction.atomic():
+                    vm_create(actor=SYNC_ACTOR, data=values | {"uuid": vm_uuid, "host": host})
+            except IntegrityError:
+                continue  # a concurrent report of the same host added it first
             counts["added"] += 1
             continue
         if vm.pk in busy:
@@ -306,11 +311,12 @@ def job_reconcile(host: Host, job_id: str, payload: dict) -> dict:
         raise AgentBadRequest("aborted must be true or false")
     if job.state not in ACTIVE_STATES:
         return {"state": job.state}
-    message = "The migration task did not finish in time; ended by the reconciler."
+    message = "The source host's agent stopped reporting on the migration; ended from libvirt's state."
+    cancelled = bool(payload.get("aborted")) and job.cancel_requested
     state, error = decide_outcome(
         source_state=source_state,
         destination_state=destination_state,
-        result={"ok": False, "error_code": None, "error_message": message},
+        result={"ok": False, "error_code": None, "error_message": message, "cancelled": cancelled},
     )
     if error is not None and error["code"] == "migration_failed":
         error = error | {"code": "reconciled"}
@@ -399,9 +405,12 @@ def migration_claim(*, job_id: str) -> Claim:
         host_ids = [pk for pk in (job.source_host_id, job.destination_host_id) if pk is not None]
         list(Host.objects.select_for_update().filter(pk__in=host_ids).order_by("pk"))
         running = MigrationJob.objects.filter(state=JobState.RUNNING)
-        if running.filter(source_host_id=job.source_host_id).count() >= job.plan["outgoing_limit"]:
-            return Claim.BUSY
-        if running.filter(destination_host_id=job.destination_host_id).count() >= job.plan["incoming_limit"]:
+        if (
+            running.filter(source_host_id=job.source_host_id).count() >= job.plan["outgoing_limit"]
+            or running.filter(destination_host_id=job.destination_host_id).count() >= job.plan["incoming_limit"]
+        ):
+            # Back to the outbox: it is sent again when one of its hosts' migrations ends.
+            release(job.pk)
             return Claim.BUSY
         before = snapshot(job)
         now = timezone.now()
@@ -438,16 +447,26 @@ def migration_finish(
         if state == JobState.SUCCEEDED and job.destination_host_id:
             changes["host_id"] = job.destination_host_id
         _vm_set(job.vm_id, changes, actor=actor)
+        # A slot is free on both hosts: their waiting jobs are sent now, not at the next round.
+        hosts = {pk for pk in (job.source_host_id, job.destination_host_id) if pk}
+        transaction.on_commit(lambda: dispatch_ready(host_ids=hosts))
     return True
 
 
-def stale_jobs(*, now=None):
-    """Jobs still queued or running past the reconcile timeout."""
+def silent_jobs(*, now=None) -> list[tuple[MigrationJob, bool]]:
+    """Running jobs whose agent has not reported for FERRY_HEARTBEAT_TIMEOUT_S and was not asked
+    about them within that time, with whether it has been silent for FERRY_AGENT_LOST_S (lost).
+    Queued jobs are never here: time in the queue is not a sign of anything."""
     now = now or timezone.now()
-    limit = now - timedelta(seconds=settings.FERRY_RECONCILE_AFTER_S)
-    return MigrationJob.objects.filter(state__in=ACTIVE_STATES, created_at__lt=limit).select_related(
-        "vm", "source_host", "destination_host"
+    quiet = now - timedelta(seconds=settings.FERRY_HEARTBEAT_TIMEOUT_S)
+    lost = now - timedelta(seconds=settings.FERRY_AGENT_LOST_S)
+    jobs = (
+        MigrationJob.objects.filter(state=JobState.RUNNING)
+        .filter(Q(heartbeat_at__lt=quiet) | Q(heartbeat_at__isnull=True, started_at__lt=quiet))
+        .filter(Q(reconcile_sent_at__isnull=True) | Q(reconcile_sent_at__lt=quiet))
+        .select_related("vm", "source_host", "destination_host")
     )
+    return [(job, (job.heartbeat_at or job.started_at or now) < lost) for job in jobs]
 
 
 def job_expire(*, job_id: str) -> bool:

@@ -53,6 +53,12 @@ class MigrationJob(models.Model):
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="When the source host's agent last reported on this running job."
     )
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the job's task was handed to the broker (null: not yet sent)."
+    )
+    reconcile_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the source host's agent was last asked to end this job from libvirt."
+    )
     cancel_requested = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -114,6 +114,18 @@ def job_waiting(job: MigrationJob, *, hosts: dict | None = None) -> str | None:
     None while the job is not queued, or its queue is served. `hosts` caches hosts by id."""
     if job.state != JobState.QUEUED or job.source_host_id is None:
         return None
+    if job.dispatched_at is None:
+        from migrations_app.dispatch import blocking_host
+
+        side = blocking_host(job)
+        if side == "source":
+            return f"Waiting: the source host runs its limit of {job.plan.get('outgoing_limit')} migration(s) at once."
+        if side == "destination":
+            return (
+                f"Waiting: the destination host receives its limit of {job.plan.get('incoming_limit')} "
+                "migration(s) at once."
+            )
+        return "Waiting for the broker: the job is stored and is sent as soon as the broker answers."
     cache = {} if hosts is None else hosts
     if job.source_host_id not in cache:
         cache[job.source_host_id] = (

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import secrets
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -53,7 +54,7 @@ def migration_start(*, actor: Actor, vm: VM, destination: Host, correlation_id: 
 
     `correlation_id` is the caller's own id for the request (the oVirt API's), stored to find the job by.
     """
-    from migrations_app.tasks import enqueue_migration
+    from migrations_app.dispatch import dispatch_ready
 
     if correlation_id is not None:
         try:
@@ -78,7 +79,10 @@ def migration_start(*, actor: Actor, vm: VM, destination: Host, correlation_id: 
             with transaction.atomic():
                 job.save(force_insert=True)
                 audit_record(actor=actor, action="migrate", instance=job, before=None, after=snapshot(job))
-                transaction.on_commit(lambda: enqueue_migration(job))
+                # The outbox: sent once committed, if the hosts have a free slot and the broker
+                # answers; otherwise the scheduler sends it later (migrations_app.dispatch).
+                hosts = {vm.host_id, destination.pk}
+                transaction.on_commit(lambda: dispatch_ready(host_ids=hosts))
         except IntegrityError:
             if MigrationJob.objects.filter(vm=vm, state__in=ACTIVE_STATES).exists():
                 raise MigrationConflict(f"{vm.name} already has an active migration.") from None
@@ -104,9 +108,20 @@ def migration_cancel(*, actor: Actor, job: MigrationJob) -> MigrationJob:
         if not ended:
             MigrationJob.objects.filter(pk=job.pk).update(cancel_requested=True)
         stored.refresh_from_db()
+        if not ended and _agent_silent(stored, now):
+            # Nobody is watching the job to see the cancel: its agent is asked to end it from
+            # libvirt's real state (abort if libvirt still migrates) as soon as it answers.
+            from migrations_app.tasks import request_reconcile
+
+            transaction.on_commit(lambda: request_reconcile(stored))
         audit_record(actor=actor, action="cancel", instance=stored, before=before, after=snapshot(stored))
         logger.info("migration %s: %s by %s", job.pk, "cancelled" if ended else "cancel requested", actor.name)
     return stored
+
+
+def _agent_silent(job: MigrationJob, now) -> bool:
+    last = job.heartbeat_at or job.started_at
+    return last is None or (now - last).total_seconds() > settings.FERRY_HEARTBEAT_TIMEOUT_S
 
 
 def agent_key_hash(key: str) -> str:

@@ -22,7 +22,7 @@ SYNC_INVENTORY = "ferry.sync_inventory"
 RECONCILE_JOB = "ferry.reconcile_job"
 
 
-def send_host_task(name: str, host_id, *args: str, app=None) -> None:
+def send_host_task(name: str, host_id, *args: str, app=None, retry_policy: dict | None = None) -> None:
     """A host task, by name, with the host id first, on the host's queue.
 
     Published to the queue's own exchange (named like it), never to the broker's default one:
@@ -32,7 +32,8 @@ def send_host_task(name: str, host_id, *args: str, app=None) -> None:
     if app is None:
         from config.celery import app
     queue = host_queue(host_id)
-    app.send_task(name, args=[str(host_id), *args], queue=queue, exchange=queue, routing_key=queue)
+    options: dict = {"retry": True, "retry_policy": retry_policy} if retry_policy is not None else {}
+    app.send_task(name, args=[str(host_id), *args], queue=queue, exchange=queue, routing_key=queue, **options)
 
 
 @shared_task(name="ferry.monitor_hosts")
@@ -49,32 +50,45 @@ def monitor_hosts() -> int:
 
 @shared_task(name="ferry.reconcile")
 def reconcile() -> int:
-    """Scheduled: jobs left queued or running too long are ended from libvirt's real state by their
-    source host's agent; jobs whose agent never answers are failed after twice that time."""
-    from datetime import timedelta
-
-    from django.conf import settings
+    """Scheduled: send the jobs that can start (migrations_app.dispatch), and watch running jobs by
+    their heartbeats. A running job whose agent has not reported for FERRY_HEARTBEAT_TIMEOUT_S is
+    handed to that agent's reconcile task (it follows libvirt's job if it still runs, else ends
+    ours from the domain's real state); one silent for FERRY_AGENT_LOST_S is failed as
+    agent_lost. Queue time never counts. Returns how many running jobs were acted on."""
     from django.utils import timezone
 
-    from migrations_app.agent_services import job_expire, stale_jobs
+    from migrations_app.agent_services import job_expire, silent_jobs
+    from migrations_app.dispatch import dispatch_ready
 
     now = timezone.now()
-    lost_before = now - 2 * timedelta(seconds=settings.FERRY_RECONCILE_AFTER_S)
+    dispatch_ready(now=now)
     count = 0
-    for job in stale_jobs(now=now):
+    for job, lost in silent_jobs(now=now):
         count += 1
         with logs.bound(job_id=str(job.pk)):
-            if job.created_at < lost_before or not job.source_host_id:
-                logger.warning("reconciler: migration %s has had no answer from its agent: failing it", job.pk)
+            if lost or not job.source_host_id:
+                logger.warning("reconciler: migration %s has had no report from its agent: failing it", job.pk)
                 job_expire(job_id=str(job.pk))
             else:
-                logger.info("reconciler: asking %s's agent to end migration %s", job.source_host, job.pk)
-                send_host_task(RECONCILE_JOB, job.source_host_id, str(job.pk))
+                request_reconcile(job, now=now)
     return count
 
 
-def enqueue_migration(job) -> None:
-    send_host_task(MIGRATE, job.source_host_id, str(job.pk))
+def request_reconcile(job, *, now=None) -> None:
+    """Ask the source host's agent to end (or follow again) a running job, at most once a timeout."""
+    from django.utils import timezone
+
+    from migrations_app.models import MigrationJob
+
+    now = now or timezone.now()
+    logger.info("reconciler: asking %s's agent about migration %s (no report since %s)", job.source_host_id,
+                job.pk, job.heartbeat_at)  # fmt: skip
+    MigrationJob.objects.filter(pk=job.pk).update(reconcile_sent_at=now)
+    try:
+        send_host_task(RECONCILE_JOB, job.source_host_id, str(job.pk))
+    except Exception as error:  # the broker is down: the next round asks again
+        logger.warning("reconciler: could not ask about migration %s: %s", job.pk, error)
+        MigrationJob.objects.filter(pk=job.pk).update(reconcile_sent_at=None)
 
 
 def enqueue_refresh_capabilities(host) -> None:

@@ -144,12 +144,14 @@ def test_the_outcome_comes_from_the_domains_real_state(source, destination, resu
     assert (error or {}).get("code") == code
 
 
-@override_settings(FERRY_RECONCILE_AFTER_S=60)
-def test_the_reconciler_fails_jobs_whose_agent_never_answers(pair):
+@override_settings(FERRY_HEARTBEAT_TIMEOUT_S=60, FERRY_AGENT_LOST_S=300)
+def test_the_reconciler_fails_running_jobs_whose_agent_never_answers(pair):
     source, destination = pair
     old = queued_job(VMFactory(host=source), destination)
     fresh = queued_job(VMFactory(host=source), destination)
-    MigrationJob.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    long_ago = timezone.now() - timedelta(minutes=10)
+    MigrationJob.objects.filter(pk=old.pk).update(state="running", started_at=long_ago, heartbeat_at=long_ago)
+    MigrationJob.objects.filter(pk=fresh.pk).update(created_at=long_ago)  # queued long: not a sign of anything
     assert reconcile() == 1
     old.refresh_from_db()
     assert (old.state, old.error["code"]) == ("failed", "agent_lost")

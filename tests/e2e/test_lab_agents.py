@@ -136,7 +136,7 @@ def redis_broker(tmp_path):
 
 
 def test_agents_without_database_access_run_a_zero_copy_migration(
-    lab, fresh_guest, live_server, redis_broker, settings
+    lab, fresh_guest, live_server, redis_broker, settings, lab_uris
 ):
     started = time.monotonic()
     settings.FERRY_HOST_QUEUES = True

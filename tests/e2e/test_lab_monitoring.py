@@ -156,9 +156,10 @@ def test_the_reconciler_ends_an_abandoned_job_from_libvirts_real_state(lab, lab_
         plan=migration_plan(vm=vm, destination=destination).to_dict(),
         state="running",
         started_at=timezone.now() - timedelta(seconds=90),
+        heartbeat_at=timezone.now() - timedelta(seconds=90),
         created_at=timezone.now() - timedelta(seconds=90),
     )
-    with override_settings(FERRY_RECONCILE_AFTER_S=60):
+    with override_settings(FERRY_HEARTBEAT_TIMEOUT_S=60):
         assert reconcile() == 1
     job = wait_until(
         lambda: MigrationJob.objects.filter(pk=job.pk, finished_at__isnull=False).first(), what="the reconciler"
