@@ -123,8 +123,9 @@ def host_set_maintenance(*, actor: Actor, host: Host) -> Host:
     )
 
 
-def host_activate(*, actor: Actor, host: Host) -> Host:
-    """The host becomes Activating and its agent is asked to report: a good report brings it up."""
+def host_activate(*, actor: Actor, host: Host, ask_agent: bool = True) -> Host:
+    """The host becomes Activating and its agent is asked to report: a good report brings it up.
+    ask_agent=False: the caller runs the report itself, now (manage.py lab_register)."""
     from migrations_app.tasks import enqueue_refresh_capabilities
 
     def decide(_stored: Host) -> dict[str, Any]:
@@ -133,7 +134,8 @@ def host_activate(*, actor: Actor, host: Host) -> Host:
 
     with transaction.atomic():
         host = _host_set(actor=actor, host=host, action="activate", decide=decide)
-        transaction.on_commit(lambda: enqueue_refresh_capabilities(host))
+        if ask_agent:
+            transaction.on_commit(lambda: enqueue_refresh_capabilities(host))
     return host
 
 

@@ -233,7 +233,7 @@ def reconcile(agent: Agent, job_id: str) -> str:
         return str(job.get("state"))
     uuid = domain_uuid(job.get("vm_uuid"))
     source_uri = job.get("source_uri")
-    aborted = False
+    aborted, reason = False, None
     if job.get("state") == "running":
         try:
             running = virt.job_running(agent.uris.libvirt(source_uri), uuid, timeout=LIBVIRT_TIMEOUT_S)
@@ -250,11 +250,20 @@ def reconcile(agent: Agent, job_id: str) -> str:
                     uuid,
                     on_progress=reporter.on_progress,
                     should_cancel=reporter.should_cancel,
+                    schedule=job.get("convergence_schedule") or {},
+                    steps_done=int(job.get("steps_done") or 0),
+                    pulse_s=agent.migration_pulse_s,
+                    stall_s=agent.migration_stall_s,
                 )
-                aborted = bool(followed["cancelled"])
+                for flag, why in (("cancelled", "cancel"), ("aborted_by_schedule", "schedule"), ("stalled", "stalled")):
+                    if followed[flag]:
+                        aborted, reason = True, why
+                        break
             except (Refused, virt.VirtError) as error:
                 log.warning("reconcile %s: cannot follow libvirt's job: %s", job_id, error)
     source_state = _domain_state(agent, source_uri, uuid)
     destination_state = _domain_state(agent, job.get("destination_monitor_uri"), uuid)
     payload = {"source_state": source_state, "destination_state": destination_state, "aborted": aborted}
+    if reason is not None:
+        payload["reason"] = reason
     return str(agent.client.job_reconcile(job_id, payload).get("state"))

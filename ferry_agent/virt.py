@@ -46,6 +46,8 @@ __all__ = [
 
 #: Convergence schedule actions migrate() understands (oVirt's names).
 SCHEDULE_ACTIONS = ("setDowntime", "postcopy", "abort")
+#: Vdsm's migration_monitor_interval: the schedule is considered once per pulse.
+DEFAULT_PULSE_S = 10.0
 
 _ZEROCOPY_MIN_LIBVIRT = 8_005_000  # virDomainMigrate flag VIR_MIGRATE_ZEROCOPY: libvirt 8.5.0
 _ZEROCOPY_MIN_QEMU = 7_001_000  # multifd zero-copy-send: QEMU 7.1.0
@@ -357,15 +359,24 @@ def follow_job(
     *,
     on_progress: Callable[[dict], None],
     should_cancel: Callable[[], bool],
+    schedule: dict | None = None,
+    steps_done: int = 0,
+    pulse_s: float = DEFAULT_PULSE_S,
+    stall_s: float | None = None,
     poll_interval: float = 0.5,
     call_timeout: float = 10.0,
 ) -> dict:
     """Watch a migration that libvirt already runs on the source (its agent restarted under it)
-    until the job ends: progress reported as migrate() reports it, cancel by abortJob. The
-    convergence schedule is not applied again: its state went with the agent that started it.
+    until the job ends: progress reported as migrate() reports it, cancel by abortJob, and the
+    plan's convergence schedule resumed after the `steps_done` stalling steps that already ran
+    (counted in memory passes from the first pulse of this watch), with the stall watchdog.
 
-    Returns {"cancelled", "progress", "seconds", "stats"}. Raises VirtError when the source cannot
-    be reached; a host that stops answering mid-way ends the watch (the caller reads the states)."""
+    Returns {"cancelled", "aborted_by_schedule", "stalled", "actions", "progress", "seconds",
+    "stats"}. Raises VirtError for a malformed schedule or when the source cannot be reached; a
+    host that stops answering mid-way ends the watch (the caller reads the states)."""
+    monitor = MigrationMonitor(schedule, timeout=None, started_at=time.monotonic(), pulse_s=pulse_s, stall_s=stall_s)
+    monitor.schedule.init_done = True  # the init actions ran when the migration started
+    monitor.schedule.next_step = max(0, min(int(steps_done), len(monitor.schedule.steps)))
     lv = _lv()
     uri = _floor(uri)
 
@@ -378,7 +389,16 @@ def follow_job(
             raise
 
     conn, dom = _guarded(open_dom, call_timeout, f"follow job: open {uri}")
-    started, progress, cancelled, last = time.monotonic(), 0, False, {}
+    started = time.monotonic()
+
+    def abort(reason: str) -> None:
+        if monitor.abort_reason is None:
+            try:
+                _guarded(dom.abortJob, call_timeout, "abortJob")
+                monitor.aborted(reason)
+            except VirtError as exc:
+                log.info("follow job %s: abortJob (%s): %s", uuid, reason, exc)
+
     try:
         while True:
             try:
@@ -388,23 +408,36 @@ def follow_job(
                 break
             if not stats or stats.get("type", lv.VIR_DOMAIN_JOB_NONE) == lv.VIR_DOMAIN_JOB_NONE:
                 break
-            last = dict(stats)
-            progress = progress_of(stats, progress)
+            report = monitor.observe(stats)
+            for phase, action, limit in monitor.actions_due():
+                error = None
+                try:
+                    if action["name"] == "setDowntime":
+                        ms = int(action["params"][0])
+                        _guarded(lambda ms=ms: dom.migrateSetMaxDowntime(ms, 0), call_timeout, "setDowntime")
+                    elif action["name"] == "postcopy":
+                        _guarded(lambda: dom.migrateStartPostCopy(0), call_timeout, "postcopy")
+                    elif action["name"] == "abort":
+                        abort("schedule")
+                except VirtError as exc:
+                    error = str(exc)
+                monitor.record(phase, action, limit, time.monotonic(), error)
+            if monitor.actions:
+                report["actions"] = [dict(entry) for entry in monitor.actions]
             try:
-                on_progress(progress_report(stats, progress))
+                on_progress(report)
             except Exception:  # a broken callback must not break the watch
                 log.exception("on_progress failed")
-            if not cancelled and should_cancel():
-                try:
-                    _guarded(dom.abortJob, call_timeout, "abortJob")
-                    cancelled = True
-                except VirtError as exc:
-                    log.info("follow job %s: abortJob: %s", uuid, exc)
+            if monitor.cancel_answer(bool(should_cancel())):
+                abort("cancel")
+            if monitor.overdue(time.monotonic()):
+                abort("stalled")
             time.sleep(poll_interval)
     finally:
         with contextlib.suppress(Exception):
             _run(conn.close, 5.0, "close")
-    return {"cancelled": cancelled, "progress": progress, "seconds": time.monotonic() - started, "stats": last}
+    outcome = monitor.result()
+    return outcome | {"seconds": time.monotonic() - started, "stats": monitor.last_stats}
 
 
 def abort_job(uri: str, uuid: str, *, timeout: float = 30.0) -> None:
@@ -539,10 +572,6 @@ def progress_report(stats: dict, progress: int) -> dict:
     if isinstance(rate, int) and isinstance(page, int):
         report["dirty_bps"] = rate * page  # pages dirtied per second, in bytes
     return report
-
-
-#: Vdsm's migration_monitor_interval: the schedule is considered once per pulse.
-DEFAULT_PULSE_S = 10.0
 
 
 class MigrationMonitor:

@@ -289,8 +289,10 @@ def job_finish(host: Host, job_id: str, payload: dict) -> dict:
 
 
 def job_get(host: Host, job_id: str) -> dict:
-    """What the reconcile task needs to read the domain on both hosts."""
+    """What the reconcile task needs to read the domain on both hosts, and to follow a migration
+    libvirt still runs: the plan's schedule and how many of its stalling steps already ran."""
     job = _own_job(host, job_id)
+    actions = (job.stats or {}).get("actions") or []
     return {
         "id": str(job.pk),
         "state": job.state,
@@ -298,6 +300,8 @@ def job_get(host: Host, job_id: str) -> dict:
         "source_uri": host.libvirt_uri,
         "destination_monitor_uri": monitor_uri(job.destination_host) if job.destination_host else None,
         "cancel_requested": job.cancel_requested,
+        "convergence_schedule": job.plan.get("convergence_schedule") or {},
+        "steps_done": sum(1 for action in actions if isinstance(action, dict) and action.get("phase") == "stalling"),
     }
 
 
@@ -309,15 +313,22 @@ def job_reconcile(host: Host, job_id: str, payload: dict) -> dict:
     destination_state = _reported_state(payload, "destination_state")
     if not isinstance(payload.get("aborted", False), bool):
         raise AgentBadRequest("aborted must be true or false")
+    reason = payload.get("reason")
+    if reason not in (None, "cancel", "schedule", "stalled"):
+        raise AgentBadRequest('reason must be "cancel", "schedule", "stalled" or null')
     if job.state not in ACTIVE_STATES:
         return {"state": job.state}
     message = "The source host's agent stopped reporting on the migration; ended from libvirt's state."
-    cancelled = bool(payload.get("aborted")) and job.cancel_requested
-    state, error = decide_outcome(
-        source_state=source_state,
-        destination_state=destination_state,
-        result={"ok": False, "error_code": None, "error_message": message, "cancelled": cancelled},
-    )
+    aborted = bool(payload.get("aborted"))
+    result = {
+        "ok": False,
+        "error_code": None,
+        "error_message": message,
+        "cancelled": aborted and reason in (None, "cancel") and job.cancel_requested,
+        "aborted_by_schedule": aborted and reason == "schedule",
+        "stalled": aborted and reason == "stalled",
+    }
+    state, error = decide_outcome(source_state=source_state, destination_state=destination_state, result=result)
     if error is not None and error["code"] == "migration_failed":
         error = error | {"code": "reconciled"}
     migration_finish(job_id=str(job.pk), state=state, error=error, stats={}, actor=RECONCILE_ACTOR)

@@ -7,11 +7,14 @@ traffic in the source daemon's log.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from pathlib import Path
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from clusters.models import VM, Host
@@ -22,7 +25,7 @@ from ferry_agent import runner, virt
 from ferry_agent.embedded import local_agent
 from migrations_app.agent_services import REFRESH_ACTOR
 from migrations_app.models import TERMINAL_STATES, MigrationJob
-from migrations_app.tasks import MIGRATE
+from migrations_app.tasks import MIGRATE, reconcile
 from tests.factories import UserFactory
 from tests.worker_fixtures import Worker, vm_of, worker_env
 
@@ -253,7 +256,9 @@ def test_the_workers_migration_timeout_aborts_a_longer_migration(api, lab, lab_c
         name=f"{source.name}-impatient", cluster=source.cluster, address=source.address,
         libvirt_uri=source.libvirt_uri, peer_uri=source.peer_uri, status="up", capabilities=source.capabilities,
     )  # fmt: skip
-    vm = VM.objects.create(name=guest["name"], uuid=guest["uuid"], host=impatient, memory_mib=512, vcpus=1)
+    vm, _ = VM.objects.update_or_create(  # a worker's inventory may have recorded the guest already
+        uuid=guest["uuid"], defaults={"name": guest["name"], "host": impatient, "memory_mib": 512, "vcpus": 1}
+    )
     response = api.patch(
         f"/api/clusters/{source.cluster_id}/",
         {"migration_bandwidth": "custom", "migration_bandwidth_custom_mbps": 40},  # 128 MiB: about 30 s
@@ -291,3 +296,58 @@ def test_a_changed_address_the_destination_does_not_own_gets_no_guest_memory(api
     incoming = [line for line in destination_log.new_text().splitlines() if "migrate-incoming" in line]
     assert incoming, "the destination QEMU's migrate-incoming command is not in its daemon's log"
     assert not [line for line in incoming if "127.0.0.99" in line], incoming
+
+
+def test_an_agent_killed_mid_migration_and_started_again_ends_the_job_truthfully(api, lab, lab_cluster, fresh_guest):
+    """SIGKILL of the worker that runs a migration: libvirt goes on without it. Once the job's
+    heartbeat is older than the timeout, the reconciler asks the host's agent (started again);
+    it follows libvirt's migration to its end, or reads the domains, and the job ends in its
+    true state within two minutes, with the VM on exactly one host."""
+    started = time.monotonic()
+    guest = fresh_guest(mem=512, fill=128)  # no dirtying: libvirt finishes it in about 30 s on its own
+    source = Host.objects.get(name=guest["host"])
+    # The same libvirt daemon under a second host row, whose queue only this test's workers serve.
+    killable = Host.objects.create(
+        name=f"{source.name}-killable", cluster=source.cluster, address=source.address,
+        libvirt_uri=source.libvirt_uri, peer_uri=source.peer_uri, status="up", capabilities=source.capabilities,
+    )  # fmt: skip
+    vm, _ = VM.objects.update_or_create(  # a worker's inventory may have recorded the guest already
+        uuid=guest["uuid"], defaults={"name": guest["name"], "host": killable, "memory_mib": 512, "vcpus": 1}
+    )
+    response = api.patch(
+        f"/api/clusters/{source.cluster_id}/",
+        {"migration_bandwidth": "custom", "migration_bandwidth_custom_mbps": 40},  # 128 MiB: about 30 s
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    destination = Host.objects.get(name=lab.other(guest["host"]))
+    worker = Worker("killable", [f"host.{killable.pk}"]).wait_ready()
+    try:
+        job_id = start_migration(api, vm, destination)
+        wait_for_job(job_id, timeout=60, until=lambda j: j.state == "running" and j.progress >= 1)
+        os.killpg(worker.process.pid, signal.SIGKILL)
+        worker.process.wait(timeout=10)
+        killed = time.monotonic()
+        worker = Worker("killable-again", [f"host.{killable.pk}"]).wait_ready()
+        with override_settings(FERRY_HEARTBEAT_TIMEOUT_S=5):
+            while time.monotonic() - killed < 120:
+                reconcile()
+                job = MigrationJob.objects.get(pk=job_id)
+                if job.state in TERMINAL_STATES:
+                    break
+                time.sleep(2)
+    finally:
+        worker.stop()
+    assert job.state in TERMINAL_STATES, f"still {job.state} two minutes after the kill"
+    detected_s = time.monotonic() - killed
+    where = {name: virt.domain_state(lab.uri(name), guest["uuid"]) for name in lab["hosts"]}
+    running = [name for name, state in where.items() if state in ("up", "paused")]
+    assert len(running) == 1, where  # the VM runs on exactly one host
+    vm.refresh_from_db()
+    if job.state == "succeeded":
+        assert running == [destination.name] and vm.host_id == destination.pk, (where, job.error)
+    else:
+        assert running == [guest["host"]] and vm.host_id == killable.pk, (where, job.error)
+    assert vm.status == "up"
+    print(f"\n[e2e] agent killed: job {job.state} {detected_s:.1f} s after the kill")
+    record("agent_killed", job, started)

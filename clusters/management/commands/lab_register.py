@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from clusters.models import Cluster, Host
-from clusters.services import cluster_create, host_create, host_update
+from clusters.services import cluster_create, host_activate, host_create, host_update
 from core.audit import Actor
 from ferry_agent import runner
 from ferry_agent.embedded import local_agent
@@ -54,7 +54,6 @@ class Command(BaseCommand):
                     "address": entry["address"],
                     "libvirt_uri": entry["libvirt_uri"],
                     "peer_uri": entry["peer_uri"],
-                    "status": "up",
                 }
                 host = Host.objects.filter(name=entry["name"]).first()
                 if host is None:
@@ -62,6 +61,9 @@ class Command(BaseCommand):
                     host = host_create(actor=ACTOR, data={"id": entry["host_uuid"], "name": entry["name"], **values})
                 else:
                     host = host_update(actor=ACTOR, host=host, data=values)
+                if host.status != "up":
+                    # Activated here, and its report read right below (no task for its agent).
+                    host = host_activate(actor=ACTOR, host=host, ask_agent=False)
                 hosts.append(host)
         for host in hosts:
             agent = local_agent(str(host.pk))
