@@ -5,6 +5,7 @@ DEBUG off, a secret key generated once into var/secret_key. Production sets DJAN
 DATABASE_URL, CELERY_BROKER_URL and FERRY_SECURE=true (HTTPS-only cookies, HSTS, SSL redirect).
 """
 
+import datetime
 import ipaddress
 import os
 import secrets
@@ -69,6 +70,8 @@ INSTALLED_APPS = [
     "migrations_app",
     "ovirt_api",
     "ops",
+    # Login lockout (django-axes): its attempts tables, its signals.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -85,6 +88,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Turns a refused login into the lockout page (core.security.login_locked_out); after the
+    # authentication middleware, as django-axes requires.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -123,6 +129,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a Celery worker started by the end-to-end tests can share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -172,6 +184,31 @@ SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
 FERRY_METRICS_ALLOWED = env_list("FERRY_METRICS_ALLOWED", "127.0.0.0/8,::1")
 FERRY_METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(item, strict=False) for item in FERRY_METRICS_ALLOWED]
 
+# Login lockout (django-axes) on every password login: /accounts/login/, /admin/login/ and the
+# oVirt-compatible API's SSO. FERRY_LOGIN_FAILURE_LIMIT wrong passwords for one username from one
+# address lock that pair out for FERRY_LOGIN_COOLOFF_S seconds; a good password before that clears the
+# count. The pair, not the username alone, so that nobody can lock an admin out from elsewhere.
+# Every lockout is an entry of the audit log (action "login_locked_out"). `manage.py axes_reset`
+# lifts every lockout at once.
+FERRY_LOGIN_FAILURE_LIMIT = int(os.environ.get("FERRY_LOGIN_FAILURE_LIMIT", "5"))
+FERRY_LOGIN_COOLOFF_S = int(os.environ.get("FERRY_LOGIN_COOLOFF_S", "900"))
+AXES_ENABLED = FERRY_LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = max(FERRY_LOGIN_FAILURE_LIMIT, 1)
+AXES_COOLOFF_TIME = datetime.timedelta(seconds=FERRY_LOGIN_COOLOFF_S)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "core.security.login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "core.security.client_address"
+# Only failures are kept (with the lockouts); a log of every successful login is not Ferry's job.
+AXES_DISABLE_ACCESS_LOG = True
+
+# API clients: at most FERRY_API_RATE_ANON requests from one address without credentials and
+# FERRY_API_RATE_USER per user (DRF's "<number>/<second|minute|hour|day>"; empty: no limit). Over
+# it, 429 {"detail": ...} with Retry-After. Counted in Django's cache, which is per process unless
+# CACHES names a shared one.
+FERRY_API_RATE_ANON = os.environ.get("FERRY_API_RATE_ANON", "60/minute") or None
+FERRY_API_RATE_USER = os.environ.get("FERRY_API_RATE_USER", "3000/minute") or None
+
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with `WWW-Authenticate: Token`, not a bare 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -180,6 +217,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.AnonThrottle", "core.api.throttling.UserThrottle"],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

@@ -115,9 +115,12 @@ def role(request):
 
 
 @pytest.fixture(autouse=True)
-def in_process(monkeypatch):
+def in_process(monkeypatch, settings):
     """Record the exception each response came from, and keep the test's connection across requests
-    (Django closes connections at the end of a request; its own test client turns that off too)."""
+    (Django closes connections at the end of a request; its own test client turns that off too).
+    No rate limits: fuzzing sends more requests than any rate allows (they have their own tests,
+    tests/security/test_api_throttling.py)."""
+    settings.FERRY_API_RATE_ANON = settings.FERRY_API_RATE_USER = None
     real_handler = api_settings.EXCEPTION_HANDLER
 
     def recording_handler(exc, context):
