@@ -6,6 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from clusters.names import UniqueNameModel, validate_name
 from core.choices import TriState
 from core.models import VersionedModel
 from policies.models import MINIMAL_DOWNTIME_ID, MigrationPolicy
@@ -84,11 +85,11 @@ def _check_parallel_count(policy: str, count: int | None, *, field: str) -> dict
     return {}
 
 
-class Cluster(_OriginalValuesMixin, VersionedModel):
+class Cluster(_OriginalValuesMixin, UniqueNameModel, VersionedModel):
     tracked_fields = ("compatibility_version_id", "migration_policy_id", "parallel_migrations_policy")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     description = models.TextField(blank=True)
     compatibility_version = models.ForeignKey(
         ClusterLevel, on_delete=models.PROTECT, default=DEFAULT_LEVEL, related_name="clusters"
@@ -120,6 +121,7 @@ class Cluster(_OriginalValuesMixin, VersionedModel):
     class Meta:
         ordering = ["name"]
         constraints = [
+            models.UniqueConstraint(fields=["name_key"], name="cluster_name_key_unique"),
             models.CheckConstraint(
                 condition=Q(custom_parallel_migrations__isnull=True)
                 | Q(custom_parallel_migrations__gte=PARALLEL_MIN, custom_parallel_migrations__lte=PARALLEL_MAX),
@@ -231,9 +233,9 @@ def validate_capabilities(value) -> None:
             raise ValidationError(f"{key} must be a version string such as 9.0.0.")
 
 
-class Host(VersionedModel):
+class Host(UniqueNameModel, VersionedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="hosts")
     address = models.CharField(
         max_length=255, validators=[address_validator], help_text="Migration network address of this host."
@@ -265,6 +267,7 @@ class Host(VersionedModel):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=HostStatus.values), name="host_status_values"),
+            models.UniqueConstraint(fields=["name_key"], name="host_name_key_unique"),
         ]
 
     def __str__(self) -> str:
@@ -299,7 +302,9 @@ class VM(_OriginalValuesMixin, VersionedModel):
     tracked_fields = ("host_id", "migration_policy_id", "parallel_migrations_policy")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100)
+    # Not unique (libvirt's are unique per host only); a name a hypervisor reports goes through
+    # clusters.names.reported_name.
+    name = models.CharField(max_length=100, validators=[validate_name])
     uuid = models.UUIDField(unique=True, help_text="The libvirt domain UUID.")
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="vms")
     memory_mib = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(64 * 1024 * 1024)])

@@ -15,3 +15,9 @@ urlpatterns = [
     path("", include("policies.urls")),
     path("", include("migrations_app.urls")),
 ]
+
+# Under /api/, every error body is JSON (core.errors); elsewhere the templates/4xx.html pages.
+handler400 = "core.errors.bad_request"
+handler403 = "core.errors.permission_denied"
+handler404 = "core.errors.page_not_found"
+handler500 = "core.errors.server_error"

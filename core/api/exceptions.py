@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError
@@ -89,6 +89,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.ValidationError(
             {api_settings.NON_FIELD_ERRORS_KEY: ["This object is still in use and cannot be deleted."]}
         )
+    elif isinstance(exc, RequestDataTooBig):
+        from core.api.parsers import RequestTooLarge
+
+        exc = RequestTooLarge()
     elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         exc = _throttled_refusal(exc, context)
     elif isinstance(exc, IntegrityError):
