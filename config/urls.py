@@ -1,13 +1,26 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from core.security import password_reset_guard
 from core.views import AuditListView, dashboard
+
+# Password reset only with a mail server, and throttled (core.security.password_reset_guard).
+password_reset = [
+    path("password_reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+]
+for pattern in password_reset:
+    pattern.callback = password_reset_guard(pattern.callback)
 
 urlpatterns = [
     path("", dashboard, name="dashboard"),
     path("", include("ops.urls")),
     path("audit/", AuditListView.as_view(), name="audit_list"),
     path("admin/", admin.site.urls),
+    path("accounts/", include(password_reset)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("config.api_urls")),
     path("ovirt-engine/", include("ovirt_api.urls")),

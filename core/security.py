@@ -73,3 +73,43 @@ def connect_signals() -> None:
     from axes.signals import user_locked_out
 
     receiver(user_locked_out, dispatch_uid="ferry-audit-lockout")(_on_user_locked_out)
+
+
+def _over_limit(key: str, limit: int, window_s: int) -> bool:
+    """Count one more event under `key` in the cache for `window_s` seconds; True past `limit`."""
+    from django.core.cache import cache
+
+    cache.add(key, 0, timeout=window_s)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window_s)
+        count = 1
+    return count > limit
+
+
+def password_reset_guard(view):
+    """The password reset pages exist only when Ferry can send mail (FERRY_EMAIL_HOST); a reset
+    request counts against FERRY_PASSWORD_RESET_LIMIT per hour, per client address and per address
+    asked for, so the form neither floods a mailbox nor probes accounts at speed."""
+    from functools import wraps
+
+    from django.http import Http404
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if "default" not in settings.MAILERS:
+            raise Http404("Password reset needs a mail server (FERRY_EMAIL_HOST).")
+        if request.method == "POST":
+            limit, window = settings.FERRY_PASSWORD_RESET_LIMIT, 3600
+            email = request.POST.get("email", "").strip().lower()[:254]
+            if _over_limit(f"ferry-reset-ip:{client_address(request)}", limit, window) or (
+                email and _over_limit(f"ferry-reset-email:{email}", limit, window)
+            ):
+                message = "Too many password reset requests: try again in an hour."
+                answer = render(request, "registration/locked_out.html", {"message": message}, status=429)
+                answer["Retry-After"] = str(window)
+                return answer
+        return view(request, *args, **kwargs)
+
+    return guarded
