@@ -72,22 +72,31 @@ def reported_name(name: str, *, max_length: int = 100) -> str:
     return cleaned.strip()[:max_length] or REPLACEMENT
 
 
+class NameKeyField(models.TextField):
+    """The model's `name` under name_key, computed whenever the row is written: save() and
+    bulk_create() alike (both ask each field for its value through pre_save). A queryset's update()
+    does not: rename through the services."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("editable", False)
+        kwargs.setdefault("help_text", "The name, normalized and case-folded, for uniqueness.")
+        super().__init__(*args, **kwargs)
+
+    def pre_save(self, model_instance, add):
+        value = name_key(getattr(model_instance, "name", "") or "")
+        setattr(model_instance, self.attname, value)
+        return value
+
+
 class UniqueNameModel(models.Model):
     """`name` unique after normalization: `name_key` is set and checked in clean() (the services'
-    full_clean, whose values an update stores) and set again on every save. Each model declares the
-    unique constraint on name_key in its own Meta."""
+    full_clean, whose values an update stores) and on every write (NameKeyField). Each model declares
+    the unique constraint on name_key in its own Meta."""
 
-    name_key = models.TextField(editable=False, help_text="The name, normalized and case-folded, for uniqueness.")
+    name_key = NameKeyField()
 
     class Meta:
         abstract = True
-
-    def save(self, *args, **kwargs) -> None:
-        self.name_key = name_key(getattr(self, "name", "") or "")
-        update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "name" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "name_key"}
-        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         super().clean()

@@ -98,7 +98,7 @@ def password_reset_guard(view):
 
     @wraps(view)
     def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if "default" not in settings.MAILERS:
+        if not settings.FERRY_EMAIL_HOST:
             raise Http404("Password reset needs a mail server (FERRY_EMAIL_HOST).")
         if request.method == "POST":
             limit, window = settings.FERRY_PASSWORD_RESET_LIMIT, 3600

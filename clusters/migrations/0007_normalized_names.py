@@ -39,17 +39,13 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="cluster",
             name="name_key",
-            field=models.TextField(
-                default="", editable=False, help_text="The name, normalized and case-folded, for uniqueness."
-            ),
+            field=clusters.names.NameKeyField(default=""),
             preserve_default=False,
         ),
         migrations.AddField(
             model_name="host",
             name="name_key",
-            field=models.TextField(
-                default="", editable=False, help_text="The name, normalized and case-folded, for uniqueness."
-            ),
+            field=clusters.names.NameKeyField(default=""),
             preserve_default=False,
         ),
         migrations.RunPython(fill_keys, migrations.RunPython.noop),

@@ -117,3 +117,14 @@ def test_a_reported_name_is_made_storable_not_refused():
 def test_the_key_folds_case_width_and_spaces():
     assert name_key("  \uff30\uff52\uff4f\uff44   East ") == name_key("prod east") == "prod east"
     assert name_key("Straße") == name_key("STRASSE")
+
+
+def test_bulk_created_rows_get_their_key_too(db):
+    Cluster.objects.bulk_create([Cluster(name="Bulk A"), Cluster(name="bulk b")])
+
+    assert sorted(Cluster.objects.filter(name__startswith="").values_list("name_key", flat=True)) == [
+        "bulk a",
+        "bulk b",
+    ]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Cluster.objects.bulk_create([Cluster(name="BULK A")])
