@@ -177,6 +177,7 @@ def check(client: Client, requests) -> list[str]:
     return problems
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ROLES)
 def test_hostile_path_segments(world, role):
     def requests():
@@ -211,6 +212,7 @@ def query_names(route: str, url: str) -> list[str]:
 QUERY_CORPUS = ["\x00", "\x01\x1b[2J", "\u202eevil", "'\"<script>", "9" * 40, "-1", "1e999", "x" * 5000, "*"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ROLES)
 def test_hostile_query_parameters(world, role):
     def requests():
@@ -227,6 +229,7 @@ def test_hostile_query_parameters(world, role):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ROLES)
 def test_hostile_form_fields(world, role):
     """Every URL, posted a form whose fields carry each value (the names of Ferry's forms, so that the
@@ -247,6 +250,7 @@ def test_hostile_form_fields(world, role):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ROLES)
 def test_hostile_json_bodies(world, role):
     """Every /api/ and /ovirt-engine/ URL, sent JSON nested 100,000 deep, a NUL in a string, an
