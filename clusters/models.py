@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.deconstruct import deconstructible
 
+from clusters.names import UniqueNameModel, validate_name
 from core.choices import TriState
 from core.models import VersionedModel
 from core.uris import ALLOWED_TEXT, UnsafeURI, check_host_name, check_libvirt_uri
@@ -135,11 +136,11 @@ def _check_parallel_count(policy: str, count: int | None, *, field: str) -> dict
     return {}
 
 
-class Cluster(_OriginalValuesMixin, VersionedModel):
+class Cluster(_OriginalValuesMixin, UniqueNameModel, VersionedModel):
     tracked_fields = ("compatibility_version_id", "migration_policy_id", "parallel_migrations_policy")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     description = models.TextField(blank=True)
     compatibility_version = models.ForeignKey(
         ClusterLevel, on_delete=models.PROTECT, default=DEFAULT_LEVEL, related_name="clusters"
@@ -171,6 +172,7 @@ class Cluster(_OriginalValuesMixin, VersionedModel):
     class Meta:
         ordering = ["name"]
         constraints = [
+            models.UniqueConstraint(fields=["name_key"], name="cluster_name_key_unique"),
             models.CheckConstraint(
                 condition=Q(custom_parallel_migrations__isnull=True)
                 | Q(custom_parallel_migrations__gte=PARALLEL_MIN, custom_parallel_migrations__lte=PARALLEL_MAX),
@@ -324,9 +326,9 @@ def validate_capabilities_report(value) -> None:
         )
 
 
-class Host(VersionedModel):
+class Host(UniqueNameModel, VersionedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_name])
     cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="hosts")
     address = models.CharField(
         max_length=255,
@@ -366,6 +368,7 @@ class Host(VersionedModel):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=HostStatus.values), name="host_status_values"),
+            models.UniqueConstraint(fields=["name_key"], name="host_name_key_unique"),
         ]
 
     def __str__(self) -> str:
@@ -417,7 +420,9 @@ class VM(_OriginalValuesMixin, VersionedModel):
     tracked_fields = ("host_id", "migration_policy_id", "parallel_migrations_policy")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100)
+    # Not unique (libvirt's are unique per host only); a name a hypervisor reports goes through
+    # clusters.names.reported_name.
+    name = models.CharField(max_length=100, validators=[validate_name])
     uuid = models.UUIDField(unique=True, help_text="The libvirt domain UUID.")
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="vms")
     memory_mib = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(64 * 1024 * 1024)])

@@ -5,12 +5,14 @@ DEBUG off, a secret key generated once into var/secret_key. Production sets DJAN
 DATABASE_URL, CELERY_BROKER_URL and FERRY_SECURE=true (HTTPS-only cookies, HSTS, SSL redirect).
 """
 
+import datetime
 import ipaddress
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.utils.csp import CSP
 
 from config import envfile
 from ferry_agent import logs
@@ -68,6 +70,8 @@ INSTALLED_APPS = [
     "migrations_app",
     "ovirt_api",
     "ops",
+    # Login lockout (django-axes): its attempts tables, its signals.
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -76,7 +80,11 @@ MIDDLEWARE = [
     # A request id on every web log line (ferry_agent.logs), and a line per request.
     "ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The Content-Security-Policy header (SECURE_CSP).
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # 400 for control characters in the URL, the query or a form, before any view sees them.
+    "core.hostile.RefuseControlCharactersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -84,6 +92,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Turns a refused login into the lockout page (core.security.login_locked_out); after the
+    # authentication middleware, as django-axes requires.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -123,6 +134,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -160,6 +177,21 @@ SECURE_HSTS_PRELOAD = SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response: scripts, styles, images and requests from Ferry itself
+# only; no inline script or style, no eval (htmx runs with allowEval and allowScriptTags off, see
+# templates/base.html). Images may be data: URIs (the admin's and Swagger UI's icons).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
 FERRY_BEHIND_PROXY = env_bool("FERRY_BEHIND_PROXY", False)
 if FERRY_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -171,6 +203,53 @@ SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
 FERRY_METRICS_ALLOWED = env_list("FERRY_METRICS_ALLOWED", "127.0.0.0/8,::1")
 FERRY_METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(item, strict=False) for item in FERRY_METRICS_ALLOWED]
 
+# Login lockout (django-axes) on every password login: /accounts/login/, /admin/login/ and the
+# oVirt-compatible API's SSO. FERRY_LOGIN_FAILURE_LIMIT wrong passwords for one username from one
+# address lock that pair out for FERRY_LOGIN_COOLOFF_S seconds; a good password before that clears the
+# count. The pair, not the username alone, so that nobody can lock an admin out from elsewhere.
+# Every lockout is an entry of the audit log (action "login_locked_out"). `manage.py axes_reset`
+# lifts every lockout at once.
+FERRY_LOGIN_FAILURE_LIMIT = int(os.environ.get("FERRY_LOGIN_FAILURE_LIMIT", "5"))
+FERRY_LOGIN_COOLOFF_S = int(os.environ.get("FERRY_LOGIN_COOLOFF_S", "900"))
+AXES_ENABLED = FERRY_LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = max(FERRY_LOGIN_FAILURE_LIMIT, 1)
+AXES_COOLOFF_TIME = datetime.timedelta(seconds=FERRY_LOGIN_COOLOFF_S)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "core.security.login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "core.security.client_address"
+# Only failures are kept (with the lockouts); a log of every successful login is not Ferry's job.
+AXES_DISABLE_ACCESS_LOG = True
+
+# Mail, for password reset only: without FERRY_EMAIL_HOST Ferry has no mailer (and says so to
+# `check --deploy` no more: it sends no mail then), and the reset pages do not exist (404).
+FERRY_EMAIL_HOST = os.environ.get("FERRY_EMAIL_HOST", "")
+MAILERS: dict[str, dict] = {}
+SILENCED_SYSTEM_CHECKS = [] if FERRY_EMAIL_HOST else ["mail.W001"]
+if FERRY_EMAIL_HOST:
+    MAILERS["default"] = {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": FERRY_EMAIL_HOST,
+            "port": int(os.environ.get("FERRY_EMAIL_PORT", "587")),
+            "username": os.environ.get("FERRY_EMAIL_USER", ""),
+            "password": os.environ.get("FERRY_EMAIL_PASSWORD", ""),
+            "use_tls": env_bool("FERRY_EMAIL_USE_TLS", True),
+        },
+    }
+DEFAULT_FROM_EMAIL = os.environ.get("FERRY_EMAIL_FROM", "ferry@localhost")
+# Reset requests an hour, per client address and per e-mail address asked for.
+FERRY_PASSWORD_RESET_LIMIT = int(os.environ.get("FERRY_PASSWORD_RESET_LIMIT", "5"))
+
+# API clients: at most FERRY_API_RATE_ANON requests from one address without credentials and
+# FERRY_API_RATE_USER per user (DRF's "<number>/<second|minute|hour|day>"; empty: no limit). Over
+# it, 429 {"detail": ...} with Retry-After. Counted in Django's cache, which is per process unless
+# CACHES names a shared one.
+FERRY_API_RATE_ANON = os.environ.get("FERRY_API_RATE_ANON", "60/minute") or None
+FERRY_API_RATE_USER = os.environ.get("FERRY_API_RATE_USER", "3000/minute") or None
+# A host's agent, per host: it reports progress twice a second during a migration.
+FERRY_AGENT_API_RATE = os.environ.get("FERRY_AGENT_API_RATE", "1200/minute") or None
+
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with `WWW-Authenticate: Token`, not a bare 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -179,9 +258,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.ModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.AnonThrottle", "core.api.throttling.UserThrottle"],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's, refusing JSON nested too deep and NUL in strings (core.hostile).
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "core.api.schema.FerryAutoSchema",
     "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -202,6 +283,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.api.schema.refuse_control_characters_in_urls",
+        "core.api.schema.names_without_control_characters",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "TriStateEnum": "core.choices.TriState",
         "HostStatusEnum": "clusters.models.HostStatus",

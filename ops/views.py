@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from core.security import client_address
 from ops import health
 from ops.metrics import collector
 
@@ -67,15 +68,6 @@ def health_detail(request: HttpRequest) -> HttpResponse:
         "hosts": hosts,
     }
     return JsonResponse(body, status=200 if body["status"] == "ok" else 503)
-
-
-def client_address(request: HttpRequest) -> str:
-    """The peer's address; behind Ferry's reverse proxy (FERRY_BEHIND_PROXY), the address the
-    proxy saw, which is the last one it added to X-Forwarded-For."""
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if settings.FERRY_BEHIND_PROXY and forwarded.strip():
-        return forwarded.split(",")[-1].strip()
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def metrics_allowed(address: str) -> bool:

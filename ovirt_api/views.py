@@ -162,7 +162,8 @@ def _list(request: HttpRequest, queryset, fields, *, plural: str, singular: str,
             count = int(limit)
         except ValueError:
             raise Fault(f'max is a number of {plural}, not "{limit[:20]}".') from None
-        if count < -1:
+        # The engine reads max as a Java int; beyond it is an error there too (and past the database's LIMIT).
+        if not -1 <= count <= 2_147_483_647:
             raise Fault("max is a number of items, or -1 for all of them.")
         if count >= 0:
             items = items[:count]

@@ -8,13 +8,13 @@ The model (normalize_convergence, through the service) decides whether the sched
 
 from __future__ import annotations
 
-import json
 import re
 from itertools import zip_longest
 from typing import Any
 
 from django import forms
 
+from core import hostile
 from core.choices import TriState
 from core.forms import VersionedModelForm
 from core.templatetags.ferry import schedule_summary
@@ -121,8 +121,10 @@ class PolicyForm(VersionedModelForm):
                 "last": [],
             }
         try:
-            return json.loads(raw)
-        except json.JSONDecodeError:
+            return hostile.loads(raw)
+        except hostile.JSONTooDeep as error:
+            raise forms.ValidationError(str(error)) from None
+        except ValueError:
             raise forms.ValidationError(
                 'The schedule is JSON: {"initial": ms, "stalling": [...], "last": [...]}.'
             ) from None
@@ -156,8 +158,8 @@ class PolicyForm(VersionedModelForm):
             convergence = self.get_initial_for_field(self.fields["convergence"], "convergence")
         if isinstance(convergence, str):
             try:
-                convergence = json.loads(convergence)
-            except json.JSONDecodeError:
+                convergence = hostile.loads(convergence)
+            except ValueError:
                 convergence = None
         if not isinstance(convergence, dict):
             convergence = {}
@@ -175,8 +177,8 @@ class PolicyForm(VersionedModelForm):
         if name == "convergence":
             if isinstance(value, str):
                 try:
-                    value = json.loads(value)
-                except json.JSONDecodeError:
+                    value = hostile.loads(value)
+                except ValueError:
                     return value
             return schedule_summary(value) if isinstance(value, dict) else "—"
         return super().display(name, value)

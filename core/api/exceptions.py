@@ -4,14 +4,16 @@ Services speak Django (ValidationError, PermissionDenied) and Ferry (StaleVersio
 MigrationConflict); this handler turns them into the API's statuses:
 ValidationError -> 400 {field: [messages]} (model-wide messages under non_field_errors),
 PermissionDenied -> 403, StaleVersion -> 412 with the stored version and what differs,
-MigrationConflict and IntegrityError -> 409, ProtectedError -> 400.
+MigrationConflict and IntegrityError -> 409, ProtectedError -> 400. A request refused for want of
+valid credentials counts against the anonymous rate of its address (core.api.throttling), so that
+guessing tokens is throttled as well: DRF checks throttles only after authentication and permissions.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError
@@ -65,6 +67,15 @@ def stale_details(error: StaleVersion, context: dict[str, Any]) -> dict[str, Any
     return body
 
 
+def _throttled_refusal(exc: exceptions.APIException, context: dict[str, Any]) -> exceptions.APIException:
+    from core.api.throttling import AnonThrottle
+
+    request, view, throttle = context.get("request"), context.get("view"), AnonThrottle()
+    if request is not None and view is not None and not throttle.allow_request(request, view):
+        return exceptions.Throttled(throttle.wait())
+    return exc
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     from migrations_app.services import MigrationConflict
 
@@ -78,6 +89,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.ValidationError(
             {api_settings.NON_FIELD_ERRORS_KEY: ["This object is still in use and cannot be deleted."]}
         )
+    elif isinstance(exc, RequestDataTooBig):
+        from core.api.parsers import RequestTooLarge
+
+        exc = RequestTooLarge()
+    elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        exc = _throttled_refusal(exc, context)
     elif isinstance(exc, IntegrityError):
         # A database constraint caught what validation could not see (a concurrent writer).
         exc = Conflict("The change conflicts with another one saved at the same time; reload and try again.")

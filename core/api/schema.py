@@ -14,7 +14,8 @@ from rest_framework import serializers
 from core.api.etag import IF_MATCH_PATTERN
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-NO_NUL_PATTERN = "^[^\\u0000]*$"
+# What core.hostile lets through in a URL: no control character.
+NO_CONTROL_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"
 VERSIONED_WRITES = ("PUT", "PATCH", "DELETE")
 
 
@@ -97,10 +98,10 @@ class FerryAutoSchema(AutoSchema):
             # An empty single-value filter means "no filter", as the list pages' forms send it.
             if schema.get("type") != "array":
                 parameter["allowEmptyValue"] = True
-            # Form fields refuse NUL in text, as PostgreSQL cannot store it.
+            # Control characters in a URL are refused before any view (core.hostile).
             text = schema.get("items", {}) if schema.get("type") == "array" else schema
             if text.get("type") == "string" and not {"format", "enum", "pattern"} & set(text):
-                text["pattern"] = NO_NUL_PATTERN
+                text["pattern"] = NO_CONTROL_PATTERN
         return parameters
 
     def _error_responses(self) -> dict[str, OpenApiResponse]:
@@ -128,3 +129,35 @@ class FerryAutoSchema(AutoSchema):
             if code not in responses:
                 responses[code] = self._get_response_for_code(response, code, direction=direction)
         return responses
+
+
+def refuse_control_characters_in_urls(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every free-text path or query parameter says that a
+    control character is refused (core.hostile answers 400 before any view)."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                if parameter.get("in") not in ("path", "query"):
+                    continue
+                schema = parameter.get("schema", {})
+                text = schema.get("items", {}) if schema.get("type") == "array" else schema
+                if text.get("type") != "string":
+                    continue
+                if text.get("pattern") == "^[^/]+$":  # ListFilterMixin.lookup_value_regex
+                    text["pattern"] = "^[^/\\u0000-\\u001f\\u007f]+$"
+                elif not {"format", "enum", "pattern"} & set(text):
+                    text["pattern"] = NO_CONTROL_PATTERN
+    return result
+
+
+def names_without_control_characters(result, generator, request, public):
+    """drf-spectacular postprocessing hook: the name a cluster, host or VM write accepts
+    (clusters.names.validate_name) as a pattern."""
+    from clusters.names import name_pattern
+
+    for component, schema in result.get("components", {}).get("schemas", {}).items():
+        if component.removeprefix("Patched") in ("ClusterRequest", "HostRequest", "VMRequest"):
+            name = schema.get("properties", {}).get("name")
+            if name is not None and name.get("type") == "string":
+                name["pattern"] = name_pattern()
+    return result

@@ -29,9 +29,34 @@ class ListFilterMixin:
     """FilterSets narrow lists only: a detail URL names one object, whatever its query string says.
 
     Any path segment reaches the view as a lookup (a malformed id is a JSON 404, not the HTML one).
+    A list refuses a query parameter it does not read (400 naming it): `?search=` where the filter is
+    `q` would otherwise return every row, and a script that takes the first one acts on the wrong object.
     """
 
     lookup_value_regex = "[^/]+"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if getattr(self, "action", None) == "list":
+            self.check_query_parameters(request)
+
+    def query_parameters(self) -> set[str]:
+        """The names a list reads: its filters (ordering included) and its paginator's."""
+        filterset_class = getattr(self, "filterset_class", None)
+        names = set(filterset_class.base_filters) if filterset_class is not None else set()
+        paginator = self.paginator
+        for attribute in ("limit_query_param", "offset_query_param", "page_query_param", "page_size_query_param"):
+            name = getattr(paginator, attribute, None)
+            if name:
+                names.add(name)
+        return names
+
+    def check_query_parameters(self, request) -> None:
+        allowed = self.query_parameters()
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            message = f"Unknown query parameter; this list reads {', '.join(sorted(allowed)) or 'none'}."
+            raise serializers.ValidationError({name[:100]: [message] for name in unknown})
 
     def filter_queryset(self, queryset):
         if getattr(self, "detail", False):

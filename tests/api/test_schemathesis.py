@@ -1,6 +1,8 @@
 """Schemathesis over the whole OpenAPI schema, in-process (WSGI), on the real test database.
 
-Runs every operation as an admin (token) and as anonymous, with all of schemathesis's checks:
+Runs every operation as an admin, an Operator and a Read-only user (tokens) and as anonymous,
+with all of schemathesis's checks (and, over the run: a Read-only user's writes and anonymous
+requests are never accepted, an Operator's only for the operator actions):
 no 5xx, responses conform to the schema (status, body, headers, content type), schema-invalid
 input is rejected, schema-valid input is accepted. One override, and it is proven per response
 rather than granted per operation: schema-valid input may be refused (400/412) when the refusal
@@ -109,15 +111,30 @@ def positive_data_acceptance_beyond_openapi(ctx, response, case):
     return positive_data_acceptance(ctx, response, case)
 
 
-@pytest.fixture(params=["admin", "anonymous"])
+ROLES = ["admin", "operator", "read_only", "anonymous"]
+# The writes an Operator may make; a Read-only user (and anonymous) may make none.
+OPERATOR_WRITES = {
+    "POST /api/vms/{id}/migrate/",
+    "POST /api/migrations/{id}/cancel/",
+    "POST /api/hosts/{id}/activate/",
+    "POST /api/hosts/{id}/maintenance/",
+    "POST /api/hosts/{id}/refresh/",
+}
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@pytest.fixture(params=ROLES)
 def role(request):
     return request.param
 
 
 @pytest.fixture(autouse=True)
-def in_process(monkeypatch):
+def in_process(monkeypatch, settings):
     """Record the exception each response came from, and keep the test's connection across requests
-    (Django closes connections at the end of a request; its own test client turns that off too)."""
+    (Django closes connections at the end of a request; its own test client turns that off too).
+    No rate limits: fuzzing sends more requests than any rate allows (they have their own tests,
+    tests/security/test_api_throttling.py)."""
+    settings.FERRY_API_RATE_ANON = settings.FERRY_API_RATE_USER = None
     real_handler = api_settings.EXCEPTION_HANDLER
 
     def recording_handler(exc, context):
@@ -147,6 +164,7 @@ def report(request):
         rules=Counter(),
         operations=Counter(),
         accepted=Counter(),
+        accepted_operations=Counter(),
         server_errors=Counter(),
         violations=Counter(),
     )
@@ -166,10 +184,13 @@ def report(request):
     assert sum(STATS["server_errors"].values()) == 0, dict(STATS["server_errors"])
     assert sum(STATS["violations"].values()) == 0, dict(STATS["violations"])
     assert not [key for key in STATS["accepted"] if key[0] == "anonymous"], dict(STATS["accepted"])
+    accepted_writes = {key for key in STATS["accepted_operations"] if key[1].startswith(WRITES)}
+    assert not {key for key in accepted_writes if key[0] == "read_only"}, "Read-only wrote"
+    assert {op for role, op in accepted_writes if role == "operator"} <= OPERATOR_WRITES, "Operator over-reached"
     operations = documented_operations()
     case = "test_the_api_conforms_to_its_schema"
     selected = [item for item in request.session.items if item.name.split("[")[0] == case]
-    if len(selected) < 2 * len(operations):
+    if len(selected) < len(ROLES) * len(operations):
         return  # a -k selection: the coverage checks need every case
     missing = {(role, op) for role in ("admin", "anonymous") for op in operations} - set(STATS["operations"])
     assert not missing, f"operations never tried: {sorted(missing)}"
@@ -246,7 +267,7 @@ def no_token_throttle(monkeypatch):
 def headers(role, estate):
     if role == "anonymous":
         return {}
-    client = token_client(user_in_role("editor") if role == "editor" else _admin())
+    client = token_client(_admin() if role == "admin" else user_in_role(role))
     return {"Authorization": client._credentials["HTTP_AUTHORIZATION"]}
 
 
@@ -266,6 +287,7 @@ def test_the_api_conforms_to_its_schema(case, headers, role, in_process, targets
     STATS["operations"][(role, operation)] += 1
     if 200 <= response.status_code < 300:
         STATS["accepted"][(role, case.method.upper())] += 1
+        STATS["accepted_operations"][(role, operation)] += 1
     if response.status_code >= 500:
         STATS["server_errors"][f"{role} {operation} -> {response.status_code}"] += 1
     try:

@@ -136,6 +136,33 @@ def browser_context_args(pytestconfig, _pw_artifacts_folder):
     return args
 
 
+# Chromium reports a blocked script, style, eval or connection on the console ("Refused to ...
+# because it violates the following Content Security Policy directive"), and fires
+# securitypolicyviolation, which this script (injected by Playwright, outside the page's policy)
+# also puts on the console.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`);
+});
+"""
+
+
+@pytest.fixture
+def page(context):
+    """pytest-playwright's page, failing its test on any Content Security Policy violation."""
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
+    opened = context.new_page()
+    violations: list[str] = []
+
+    def on_console(message) -> None:
+        if "Content Security Policy" in message.text or message.text.startswith("CSP violation"):
+            violations.append(f"{opened.url}: {message.text}")
+
+    opened.on("console", on_console)
+    yield opened
+    assert not violations, "Content Security Policy violations:\n" + "\n".join(violations)
+
+
 @pytest.fixture
 def screenshots_dir(pytestconfig) -> Path:
     """test-results/screenshots/ (pytest-playwright's --output folder, git-ignored)."""
