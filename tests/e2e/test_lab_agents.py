@@ -33,6 +33,7 @@ from clusters.services import cluster_create, host_create
 from core.audit import Actor
 from ferry_agent import virt
 from migrations_app.models import TERMINAL_STATES, MigrationJob
+from migrations_app.tasks import reconcile
 from policies.models import VERY_LARGE_VMS_ID
 from tests import broker
 from tests.factories import UserFactory
@@ -203,3 +204,106 @@ def test_agents_without_database_access_run_a_zero_copy_migration(
     finally:
         for agent in agents.values():
             agent.stop()
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, on its own port: stopped and started again by the test
+    (never the machine's shared one)."""
+
+    def __init__(self, directory: Path):
+        if shutil.which("redis-server") is None:
+            msg = "!!! REAL LIBVIRT LAB TESTS SKIPPED: redis-server is not installed !!!"
+            warnings.warn(msg, stacklevel=1)
+            pytest.skip(msg)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        wait_until(lambda: _answers(self.url), timeout=20, what=f"the private redis-server on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=20)
+
+
+def test_the_broker_down_before_and_during_a_migration_loses_nothing(
+    lab, fresh_guest, live_server, settings, lab_uris, tmp_path
+):
+    """Migrate while the agents' broker is down: accepted and waiting; the broker back: the job
+    runs. The broker stopped again during the migration and started again: the migration (whose
+    reports go to Ferry over HTTP, not through the broker) goes on, and the job ends truthfully."""
+    settings.FERRY_HOST_QUEUES = True
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    cluster = cluster_create(
+        actor=ACTOR,
+        data={"name": "broker-lab", "compatibility_version_id": "4.7", "migration_policy_id": VERY_LARGE_VMS_ID,
+              "migration_bandwidth": "custom", "migration_bandwidth_custom_mbps": 40},  # 128 MiB: about 30 s
+    )  # fmt: skip
+    hosts = {}
+    for name, entry in lab["hosts"].items():
+        data = {key: entry[key] for key in ("address", "libvirt_uri", "peer_uri")}
+        data |= {"id": uuid.uuid4(), "name": f"broker-{name}", "cluster": cluster, "status": "up"}
+        hosts[name] = host_create(actor=ACTOR, data=data)
+    agents = {}
+    with broker.publishing_to(redis.url):
+        try:
+            for name, host in hosts.items():
+                out = io.StringIO()
+                call_command("agent_token", host.name, stdout=out)
+                agents[name] = AgentProcess(host, out.getvalue().splitlines()[-1], live_server.url, STATE.parent,
+                                            redis.url)  # fmt: skip
+            logs = [agent.log for agent in agents.values()]
+            wait_until(lambda: all(a.ready() for a in agents.values()), timeout=60, what="both agents", logs=logs)
+            guest = fresh_guest(host="hosta", mem=512, fill=128)
+            source, destination = hosts["hosta"], hosts["hostb"]
+            api = APIClient()
+            api.force_authenticate(UserFactory(username="broker-admin", is_staff=True, is_superuser=True))
+            for host in hosts.values():
+                assert api.post(f"/api/hosts/{host.pk}/refresh/").status_code == 202
+            wait_until(
+                lambda: VM.objects.filter(uuid=guest["uuid"], host=source).exists()
+                and Host.objects.filter(pk__in=[h.pk for h in hosts.values()], status="up").count() == 2,
+                timeout=60, what="both hosts' reports", logs=logs,
+            )  # fmt: skip
+            vm = VM.objects.get(uuid=guest["uuid"])
+
+            redis.stop()  # the broker is down when the migration is asked for
+            response = api.post(f"/api/vms/{vm.pk}/migrate/", {"destination_host": str(destination.pk)}, format="json")
+            assert response.status_code == 202, response.content
+            job_id = response.json()["id"]
+            waiting = api.get(f"/api/migrations/{job_id}/").json()
+            assert waiting["state"] == "queued" and "broker" in waiting["waiting"], waiting
+            redis.start()  # back: the scheduler's next round sends it
+            reconcile()
+            wait_until(
+                lambda: MigrationJob.objects.filter(pk=job_id, state="running", progress__gte=1).exists(),
+                timeout=60, what="the migration to run", logs=logs,
+            )  # fmt: skip
+
+            redis.stop()  # and down again in the middle of the migration
+            time.sleep(8)
+            redis.start()
+            job = wait_until(
+                lambda: MigrationJob.objects.filter(pk=job_id, state__in=TERMINAL_STATES).first(),
+                timeout=150, what="the migration to end", logs=logs,
+            )  # fmt: skip
+            assert job.state == "succeeded", (job.error, agents["hosta"].log.read_text()[-3000:])
+            vm.refresh_from_db()
+            assert (vm.host_id, vm.status) == (destination.pk, "up")
+            assert virt.domain_state(lab.uri("hostb"), guest["uuid"]) == "up"
+            assert virt.domain_state(lab.uri("hosta"), guest["uuid"]) is None
+        finally:
+            for agent in agents.values():
+                agent.stop()
+            redis.stop()
