@@ -19,9 +19,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from clusters.models import Cluster
-from core.models import AuditEntry
+from core.models import ApiToken, AuditEntry
 from ovirt_api.services import sso_login
 from tests.api.conftest import user_in_role
+from tests.factories import UserFactory, api_key
 
 # Values an attacker tries in a path segment, a query parameter or a form field.
 CORPUS = [
@@ -74,7 +75,11 @@ class World:
 
     def __init__(self, estate):
         AuditEntry.objects.get_or_create(actor="t", action="create", object_type="cluster", object_id="1")
+        api_key(UserFactory(username="hostile-token-owner"))
+        token = ApiToken.objects.get(user__username="hostile-token-owner")
         self.by_prefix = {
+            "/api/tokens/": token.pk,
+            "/tokens/": token.pk,
             "/api/cluster-levels/": "4.7",
             "/api/clusters/": estate.cluster.pk,
             "/api/hosts/": estate.source.pk,
