@@ -35,6 +35,7 @@ from clusters.models import VM, Host, VMStatus
 from clusters.services import host_mark_unreachable, host_report_capabilities, vm_create
 from core.audit import Actor, audit_record, snapshot
 from migrations_app.dispatch import dispatch_ready, release
+from migrations_app.evacuation import evacuation_check
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_app.progress import record_progress
 from migrations_app.routing import host_queue
@@ -458,8 +459,11 @@ def migration_finish(
         if state == JobState.SUCCEEDED and job.destination_host_id:
             changes["host_id"] = job.destination_host_id
         _vm_set(job.vm_id, changes, actor=actor)
-        # A slot is free on both hosts: their waiting jobs are sent now, not at the next round.
+        # A host being emptied may now be empty (maintenance), or keep a VM it could not move.
         hosts = {pk for pk in (job.source_host_id, job.destination_host_id) if pk}
+        for host_id in sorted(hosts, key=str):
+            evacuation_check(actor=actor, host_id=host_id)
+        # A slot is free on both hosts: their waiting jobs are sent now, not at the next round.
         transaction.on_commit(lambda: dispatch_ready(host_ids=hosts))
     return True
 

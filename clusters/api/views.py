@@ -73,6 +73,26 @@ class RefreshAcceptedSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+class EvacuationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    outcome = serializers.ChoiceField(choices=["active", "done", "cancelled"])
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    vms = serializers.IntegerField(help_text="VMs running on the host when the evacuation started.")
+    memory_mib = serializers.IntegerField(help_text="Their memory, MiB.")
+    moved = serializers.IntegerField()
+    running = serializers.IntegerField()
+    waiting = serializers.IntegerField()
+    failed = serializers.IntegerField(help_text="Jobs that failed or were cancelled.")
+    vms_left = serializers.IntegerField(help_text="VMs still running on the host.")
+    memory_left_mib = serializers.IntegerField()
+
+
+class MaintenanceAcceptedSerializer(serializers.Serializer):
+    host = HostSerializer()
+    evacuation = EvacuationSerializer(allow_null=True, help_text="Null: the host never had to be emptied.")
+
+
 class AgentTokenSerializer(serializers.Serializer):
     key = serializers.CharField(help_text="Shown once: only its hash is stored.")
     created = serializers.DateTimeField()
@@ -106,12 +126,20 @@ class HostViewSet(FerryModelViewSet):
             {"detail": f"{host.name} was asked to report its capabilities."}, status=status.HTTP_202_ACCEPTED
         )
 
-    @extend_schema(request=None, responses={200: HostSerializer})
+    @extend_schema(request=None, responses={202: MaintenanceAcceptedSerializer})
     @action(detail=True, methods=["post"])
     def maintenance(self, request, pk=None):
-        """Put the host into maintenance: no migration goes to it, and monitoring leaves it alone."""
+        """Put the host into maintenance: it is preparing_for_maintenance while its VMs are migrated
+        to hosts Ferry chooses, and in maintenance once none is left. A VM that cannot be moved
+        keeps it preparing, with the reason in status_reason; asking again retries those VMs;
+        activate cancels the evacuation. No migration goes to it, and monitoring leaves it alone."""
+        from migrations_app.evacuation import evacuation_progress
+
         host = services.host_set_maintenance(actor=self.actor, host=self.get_object())
-        return Response(self.get_serializer(host).data)
+        return Response(
+            {"host": self.get_serializer(host).data, "evacuation": evacuation_progress(host)},
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(request=None, responses={201: AgentTokenSerializer})
     @action(detail=True, methods=["post"], url_path="agent-token")
