@@ -285,7 +285,10 @@ def job_finish(host: Host, job_id: str, payload: dict) -> dict:
         source_state,
         destination_state,
     )
-    migration_finish(job_id=str(job.pk), state=state, error=error, stats=_final_stats(result))
+    # The VM's state where it now runs, as libvirt said (a paused VM stays paused).
+    where = destination_state if state == JobState.SUCCEEDED else source_state
+    vm_state = where if where in (VMStatus.UP, VMStatus.PAUSED) else None
+    migration_finish(job_id=str(job.pk), state=state, error=error, stats=_final_stats(result), vm_state=vm_state)
     return {"state": MigrationJob.objects.get(pk=job.pk).state}
 
 
@@ -438,10 +441,17 @@ def migration_claim(*, job_id: str) -> Claim:
 
 
 def migration_finish(
-    *, job_id: str, state: str, error: dict[str, Any] | None, stats: dict[str, Any], actor: Actor = MIGRATE_ACTOR
+    *,
+    job_id: str,
+    state: str,
+    error: dict[str, Any] | None,
+    stats: dict[str, Any],
+    actor: Actor = MIGRATE_ACTOR,
+    vm_state: str | None = None,
 ) -> bool:
     """running/queued -> a terminal state, once. The VM follows the outcome: a job's outcome is
-    what moves a VM to another host."""
+    what moves a VM to another host. `vm_state`: the VM's state as libvirt reported it where it
+    runs now (up or paused); None: up, until its host's next inventory says otherwise."""
     with transaction.atomic():
         job = MigrationJob.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.state not in ACTIVE_STATES:
@@ -455,7 +465,7 @@ def migration_finish(
         MigrationJob.objects.filter(pk=job_id, state__in=ACTIVE_STATES).update(**values)
         job.refresh_from_db()
         audit_record(actor=actor, action=state, instance=job, before=before, after=snapshot(job))
-        changes: dict[str, Any] = {"status": VMStatus.UP}
+        changes: dict[str, Any] = {"status": vm_state if vm_state in (VMStatus.UP, VMStatus.PAUSED) else VMStatus.UP}
         if state == JobState.SUCCEEDED and job.destination_host_id:
             changes["host_id"] = job.destination_host_id
         _vm_set(job.vm_id, changes, actor=actor)

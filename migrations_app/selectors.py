@@ -60,6 +60,7 @@ def vm_values(vm: VM) -> VMValues:
         parallel_migrations_policy=vm.parallel_migrations_policy,
         custom_parallel_migrations=vm.custom_parallel_migrations,
         migration_encrypted=vm.migration_encrypted,
+        paused=vm.status == VMStatus.PAUSED,
     )
 
 
