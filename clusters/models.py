@@ -443,6 +443,11 @@ class VM(_OriginalValuesMixin, VersionedModel):
         null=True, blank=True, validators=[MinValueValidator(PARALLEL_MIN), MaxValueValidator(PARALLEL_MAX)]
     )
     migration_encrypted = models.CharField(max_length=8, choices=TriState.choices, default=TriState.INHERIT)
+    highly_available = models.BooleanField(
+        default=False,
+        help_text="Moved off a failing host when its cluster's error handling is "
+        "\"migrate_highly_available\" (and with \"migrate\", like every VM).",
+    )
 
     class Meta:
         ordering = ["name"]
