@@ -445,8 +445,7 @@ class VM(_OriginalValuesMixin, VersionedModel):
     migration_encrypted = models.CharField(max_length=8, choices=TriState.choices, default=TriState.INHERIT)
     highly_available = models.BooleanField(
         default=False,
-        help_text="Moved off a failing host when its cluster's error handling is "
-        "\"migrate_highly_available\" (and with \"migrate\", like every VM).",
+        help_text="Moved off a failing host under the error handling migrate_highly_available.",
     )
 
     class Meta:
