@@ -31,11 +31,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from clusters.models import VM, Host, VMStatus
+from clusters.models import VM, Host, HostStatus, VMStatus
 from clusters.services import host_mark_unreachable, host_report_capabilities, vm_create
 from core.audit import Actor, audit_record, snapshot
 from migrations_app.dispatch import dispatch_ready, release
-from migrations_app.evacuation import evacuation_check
+from migrations_app.evacuation import evacuation_check, host_failed_evacuate
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_app.progress import record_progress
 from migrations_app.routing import host_queue
@@ -110,7 +110,12 @@ def report_capabilities(host: Host, payload: dict) -> dict:
         if not isinstance(check, str) or not CHECK_NAME.fullmatch(check) or not isinstance(message, str):
             raise AgentBadRequest('error must be {"check": <name>, "message": <text>}')
         logger.warning("host %s: its agent reports %s: %s", host.name, check, message[:MAX_MESSAGE])
+        was_up = Host.objects.filter(pk=host.pk, status=HostStatus.UP).exists()
         host = _mark_unreachable(host, check=check, message=message[:MAX_MESSAGE])
+        if was_up and host.status == HostStatus.NON_OPERATIONAL:
+            # The host failed while its agent still answers: its cluster's error handling says
+            # which of its VMs are moved off it (README, "When a host fails").
+            host_failed_evacuate(actor=REFRESH_ACTOR, host=host)
         return {"status": host.status}
     raise AgentBadRequest('a report is either {"capabilities": {...}} or {"error": {...}}')
 

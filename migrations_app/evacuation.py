@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from clusters.models import VM, Host, HostStatus, VMStatus
+from clusters.models import VM, ErrorHandling, Host, HostStatus, VMStatus
 from clusters.services import _host_set, status_reason
 from core.audit import Actor, audit_record, snapshot
 from migrations_app.models import ACTIVE_STATES, Evacuation, JobState, MigrationJob
@@ -51,8 +51,6 @@ def _running_vms(host_id):
 def host_evacuate(*, actor: Actor, host: Host) -> Host:
     """Put the host into maintenance by migrating its VMs away (see the module). A host already in
     maintenance stays as it is; a host already preparing tries its VMs left without a job again."""
-    from migrations_app.selectors import destination_search, vm_for_planning
-    from migrations_app.services import MigrationConflict, migration_start
 
     def decide(stored: Host) -> dict[str, Any]:
         if stored.status in (HostStatus.MAINTENANCE, HostStatus.PREPARING_FOR_MAINTENANCE):
@@ -66,28 +64,82 @@ def host_evacuate(*, actor: Actor, host: Host) -> Host:
         # Nothing new comes to a host being emptied: queued migrations to it are cancelled.
         _cancel_queued(actor, MigrationJob.objects.filter(destination_host=host, state=JobState.QUEUED))
         running = _running_vms(host.pk)
-        evacuation = active_evacuation(host.pk)
-        if evacuation is None:
-            memory = running.aggregate(total=Sum("memory_mib"))["total"] or 0
-            evacuation = Evacuation.objects.create(
-                host=host, started_by=actor.user, vm_count=running.count(), memory_mib=memory
-            )
-            audit_record(actor=actor, action="evacuate", instance=evacuation, before=None, after=snapshot(evacuation))
-        moving = MigrationJob.objects.filter(state__in=ACTIVE_STATES, source_host=host).values_list("vm_id", flat=True)
-        notes: dict[Any, str] = {}
-        for vm_id in running.exclude(pk__in=list(moving)).order_by("-memory_mib", "name").values_list("pk", flat=True):
-            vm = vm_for_planning(vm_id)
-            destination, passed = destination_search(vm)
-            if destination is None:
-                why = "; ".join(passed) or "the cluster has no other host"
-                notes[vm.pk] = f"{vm.name}: no host can take it ({why})"
-                continue
-            try:
-                migration_start(actor=actor, vm=vm, destination=destination, evacuation=evacuation)
-            except (ValidationError, MigrationConflict) as error:
-                notes[vm.pk] = f"{vm.name}: {' '.join(getattr(error, 'messages', [str(error)]))}"
-        logger.info("evacuation of %s: %d VM(s) could not be placed", host.name, len(notes))
+        evacuation = _evacuation_open(actor, host, Evacuation.Trigger.MAINTENANCE, running)
+        notes = _place(actor, host, evacuation, running)
         return evacuation_check(actor=actor, host_id=host.pk, notes=notes) or host
+
+
+def host_failed_evacuate(*, actor: Actor, host: Host) -> Evacuation | None:
+    """The host failed while its agent still answers (agent_services.report_capabilities): move
+    the VMs its cluster's error handling names ("migrate": all, "migrate_highly_available": the
+    highly available ones, "do_not_migrate": none) with the same machinery. The host's status is
+    monitoring's; the evacuation ends when its jobs have. None: nothing to move."""
+    host = Host.objects.select_related("cluster").get(pk=host.pk)
+    handling = host.cluster.error_handling
+    running = _running_vms(host.pk)
+    if handling == ErrorHandling.DO_NOT_MIGRATE:
+        logger.info("host %s failed: its cluster's error handling migrates no VM", host.name)
+        return None
+    if handling == ErrorHandling.MIGRATE_HIGHLY_AVAILABLE:
+        running = running.filter(highly_available=True)
+    if not running.exists() or active_evacuation(host.pk) is not None:
+        return None  # nothing to move, or an evacuation already moves them
+    with transaction.atomic():
+        evacuation = _evacuation_open(actor, host, Evacuation.Trigger.ERROR_HANDLING, running)
+        notes = _place(actor, host, evacuation, running)
+        for note in notes.values():
+            logger.warning("host %s failed: %s", host.name, note)
+        evacuation_check(actor=actor, host_id=host.pk)
+    return evacuation
+
+
+def _evacuation_open(actor: Actor, host: Host, trigger: str, running) -> Evacuation:
+    """The host's active evacuation of this trigger, or a new one. Maintenance takes over an
+    evacuation the error handling started (it ends, and maintenance moves every VM)."""
+    evacuation = active_evacuation(host.pk)
+    if evacuation is not None and evacuation.trigger == trigger:
+        return evacuation
+    if evacuation is not None:
+        _evacuation_end(actor, evacuation, Evacuation.Outcome.DONE)
+    memory = running.aggregate(total=Sum("memory_mib"))["total"] or 0
+    evacuation = Evacuation.objects.create(
+        host=host, trigger=trigger, started_by=actor.user, vm_count=running.count(), memory_mib=memory
+    )
+    audit_record(actor=actor, action="evacuate", instance=evacuation, before=None, after=snapshot(evacuation))
+    return evacuation
+
+
+def _place(actor: Actor, host: Host, evacuation: Evacuation, vms) -> dict[Any, str]:
+    """A job for each of `vms` without one, to the host Ferry chooses; why each other one has none."""
+    from migrations_app.selectors import destination_search, vm_for_planning
+    from migrations_app.services import MigrationConflict, migration_start
+
+    moving = MigrationJob.objects.filter(state__in=ACTIVE_STATES, source_host=host).values_list("vm_id", flat=True)
+    notes: dict[Any, str] = {}
+    for vm_id in vms.exclude(pk__in=list(moving)).order_by("-memory_mib", "name").values_list("pk", flat=True):
+        vm = vm_for_planning(vm_id)
+        destination, passed = destination_search(vm)
+        if destination is None:
+            why = "; ".join(passed) or "the cluster has no other host"
+            notes[vm.pk] = f"{vm.name}: no host can take it ({why})"
+            continue
+        try:
+            migration_start(actor=actor, vm=vm, destination=destination, evacuation=evacuation)
+        except (ValidationError, MigrationConflict) as error:
+            notes[vm.pk] = f"{vm.name}: {' '.join(getattr(error, 'messages', [str(error)]))}"
+    logger.info("evacuation of %s: %d VM(s) could not be placed", host.name, len(notes))
+    return notes
+
+
+def _evacuation_end(actor: Actor, evacuation: Evacuation, outcome: str) -> None:
+    before = snapshot(evacuation)
+    ended = Evacuation.objects.filter(pk=evacuation.pk, ended_at__isnull=True).update(
+        ended_at=timezone.now(), outcome=outcome
+    )
+    if ended:
+        evacuation.refresh_from_db()
+        action = "done" if outcome == Evacuation.Outcome.DONE else "cancel"
+        audit_record(actor=actor, action=action, instance=evacuation, before=before, after=snapshot(evacuation))
 
 
 def evacuation_check(*, actor: Actor, host_id, notes: dict[Any, str] | None = None) -> Host | None:
@@ -96,16 +148,14 @@ def evacuation_check(*, actor: Actor, host_id, notes: dict[Any, str] | None = No
     if evacuation is None:
         return None
     host = Host.objects.get(pk=host_id)
+    if evacuation.trigger == Evacuation.Trigger.ERROR_HANDLING:
+        if not evacuation.jobs.filter(state__in=ACTIVE_STATES).exists():
+            _evacuation_end(actor, evacuation, Evacuation.Outcome.DONE)
+        return host
     running = _running_vms(host_id)
     coming = MigrationJob.objects.filter(destination_host_id=host_id, state__in=ACTIVE_STATES)
     if not running.exists() and not coming.exists():
-        ended = Evacuation.objects.filter(pk=evacuation.pk, ended_at__isnull=True).update(
-            ended_at=timezone.now(), outcome=Evacuation.Outcome.DONE
-        )
-        if ended:
-            before = snapshot(evacuation)
-            evacuation.refresh_from_db()
-            audit_record(actor=actor, action="done", instance=evacuation, before=before, after=snapshot(evacuation))
+        _evacuation_end(actor, evacuation, Evacuation.Outcome.DONE)
 
         def done(stored: Host) -> dict[str, Any]:
             if stored.status != HostStatus.PREPARING_FOR_MAINTENANCE:
@@ -153,12 +203,7 @@ def evacuation_stop(*, actor: Actor, host: Host) -> Evacuation | None:
         if evacuation is None:
             return None
         _cancel_queued(actor, evacuation.jobs.filter(state=JobState.QUEUED))
-        before = snapshot(evacuation)
-        Evacuation.objects.filter(pk=evacuation.pk, ended_at__isnull=True).update(
-            ended_at=timezone.now(), outcome=Evacuation.Outcome.CANCELLED
-        )
-        evacuation.refresh_from_db()
-        audit_record(actor=actor, action="cancel", instance=evacuation, before=before, after=snapshot(evacuation))
+        _evacuation_end(actor, evacuation, Evacuation.Outcome.CANCELLED)
     return evacuation
 
 
@@ -179,6 +224,7 @@ def evacuation_progress(host: Host) -> dict[str, Any] | None:
     on_host = _running_vms(host.pk)
     return {
         "id": str(evacuation.pk),
+        "trigger": evacuation.trigger,
         "outcome": evacuation.outcome,
         "started_at": evacuation.started_at,
         "ended_at": evacuation.ended_at,

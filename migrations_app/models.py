@@ -34,8 +34,13 @@ class Evacuation(models.Model):
         DONE = "done", "Done: the host is in maintenance"
         CANCELLED = "cancelled", "Cancelled: the host was activated"
 
+    class Trigger(models.TextChoices):
+        MAINTENANCE = "maintenance", "Maintenance asked for"
+        ERROR_HANDLING = "error_handling", "The host failed: the cluster's error handling"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="evacuations")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MAINTENANCE)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.ACTIVE)
     vm_count = models.PositiveIntegerField(default=0, help_text="VMs running on the host when it started.")
     memory_mib = models.PositiveBigIntegerField(default=0, help_text="Their memory, MiB.")

@@ -75,6 +75,10 @@ class RefreshAcceptedSerializer(serializers.Serializer):
 
 class EvacuationSerializer(serializers.Serializer):
     id = serializers.UUIDField()
+    trigger = serializers.ChoiceField(
+        choices=["maintenance", "error_handling"],
+        help_text="maintenance: asked for; error_handling: the host failed and its cluster's error handling moves VMs.",
+    )
     outcome = serializers.ChoiceField(choices=["active", "done", "cancelled"])
     started_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(allow_null=True)

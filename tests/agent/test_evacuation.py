@@ -209,3 +209,38 @@ def test_the_page_confirms_what_will_move_and_shows_the_progress(client, estate,
     page = client.get(f"/hosts/{source.pk}/").content.decode()
     assert 'id="evacuation"' in page and "Preparing for maintenance" in page
     assert '<dd id="evacuation-waiting">2 ' in page  # the cluster's policy lets both start; none claimed yet
+
+
+@pytest.mark.parametrize(
+    ("handling", "moved"),
+    [("migrate", {"ha", "plain"}), ("migrate_highly_available", {"ha"}), ("do_not_migrate", set())],
+)
+def test_a_host_that_fails_while_its_agent_answers_moves_what_its_cluster_says(
+    estate, django_capture_on_commit_callbacks, handling, moved
+):
+    from migrations_app.agent_services import report_capabilities
+
+    cluster, (source, _first, _second) = estate
+    cluster.error_handling = handling
+    cluster.save()
+    VMFactory(host=source, name="ha", highly_available=True)
+    VMFactory(host=source, name="plain")
+    VMFactory(host=source, name="off", status="down", highly_available=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = report_capabilities(source, {"error": {"check": "libvirt_connection", "message": "timed out"}})
+    assert answer == {"status": "non_operational"}
+    jobs = MigrationJob.objects.filter(source_host=source)
+    assert {job.vm.name for job in jobs} == moved
+    assert all(job.evacuation.trigger == "error_handling" for job in jobs)
+    if moved:
+        assert sent(source)  # handed to the outbox like any other job
+    # A second failed report while it is already non operational starts nothing new.
+    with django_capture_on_commit_callbacks(execute=True):
+        report_capabilities(source, {"error": {"check": "libvirt_connection", "message": "timed out"}})
+    assert MigrationJob.objects.filter(source_host=source).count() == len(moved)
+    for job in jobs:
+        finish(job, on_commit=django_capture_on_commit_callbacks)
+    source.refresh_from_db()
+    assert source.status == HostStatus.NON_OPERATIONAL  # monitoring's status: not maintenance
+    if moved:
+        assert Evacuation.objects.get(host=source).outcome == "done"
