@@ -54,3 +54,16 @@ def test_a_paused_vm_stays_paused_on_its_new_host(estate):
     assert answer == {"state": "succeeded"}
     vm.refresh_from_db()
     assert (vm.host_id, vm.status) == (estate.destination.pk, "paused")
+
+
+def test_without_a_destination_ferry_chooses_one_with_room(api, estate):
+    from clusters.models import Host
+
+    response = api.post(f"/api/vms/{estate.vm.pk}/migrate/", {}, format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["destination_host"] == str(estate.destination.pk)
+    MigrationJob.objects.filter(pk=response.json()["id"]).update(state="cancelled", finished_at="2026-01-01T00:00Z")
+    Host.objects.filter(pk=estate.destination.pk).update(status="non_operational")
+    response = api.post(f"/api/vms/{estate.vm.pk}/migrate/", {}, format="json")
+    assert response.status_code == 400
+    assert "No host can take db-1: hv-b is non operational" in response.json()["destination_host"][0]
