@@ -107,8 +107,8 @@ class HostAdmin(ServiceAdmin):
     set_maintenance = service_action(
         host_set_maintenance,
         on="host",
-        description="Put the selected hosts into maintenance",
-        done="Hosts put into maintenance",
+        description="Put the selected hosts into maintenance (their VMs are migrated away first)",
+        done="Hosts going into maintenance (in maintenance once their VMs have left)",
         permission="operate",
     )
     activate = service_action(
