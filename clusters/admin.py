@@ -107,8 +107,8 @@ class HostAdmin(ServiceAdmin):
     set_maintenance = service_action(
         host_set_maintenance,
         on="host",
-        description="Put the selected hosts into maintenance",
-        done="Hosts put into maintenance",
+        description="Put the selected hosts into maintenance (their VMs are migrated away first)",
+        done="Hosts going into maintenance (in maintenance once their VMs have left)",
         permission="operate",
     )
     activate = service_action(
@@ -123,7 +123,7 @@ class HostAdmin(ServiceAdmin):
 @admin.register(VM)
 class VMAdmin(ServiceAdmin):
     list_display = ("name", "host", "cluster", "status", "memory_mib", "vcpus", "migration_policy", "version")
-    list_filter = ("status", "host__cluster", "migration_policy")
+    list_filter = ("status", "highly_available", "host__cluster", "migration_policy")
     list_select_related = ("host__cluster", "migration_policy")
     search_fields = ("name", "uuid", "host__name")
     readonly_fields = ("version",)

@@ -247,6 +247,7 @@ class VMForm(VersionedModelForm):
             "parallel_migrations_policy",
             "custom_parallel_migrations",
             "migration_encrypted",
+            "highly_available",
         ]
         labels = {
             "uuid": "Domain UUID",
@@ -256,6 +257,7 @@ class VMForm(VersionedModelForm):
             "parallel_migrations_policy": "Parallel migrations",
             "custom_parallel_migrations": "Parallel connections",
             "migration_encrypted": "Migration encryption",
+            "highly_available": "Highly available",
         }
 
     def __init__(self, *args, **kwargs):

@@ -447,6 +447,10 @@ class VM(_OriginalValuesMixin, VersionedModel):
         null=True, blank=True, validators=[MinValueValidator(PARALLEL_MIN), MaxValueValidator(PARALLEL_MAX)]
     )
     migration_encrypted = models.CharField(max_length=8, choices=TriState.choices, default=TriState.INHERIT)
+    highly_available = models.BooleanField(
+        default=False,
+        help_text="Moved off a failing host under the error handling migrate_highly_available.",
+    )
 
     class Meta:
         ordering = ["name"]

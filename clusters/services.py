@@ -79,6 +79,16 @@ def host_update(*, actor: Actor, host: Host, data: dict[str, Any], expected_vers
                 expected_version=expected_version,
             )
             return host_activate(actor=actor, host=host)
+    if data.get("status") == HostStatus.MAINTENANCE and stored_status not in (*MAINTENANCE_STATUSES, None):
+        # Maintenance empties the host first: an edit that asks for it starts the evacuation.
+        with transaction.atomic():
+            host = object_update(
+                actor=actor,
+                instance=host,
+                changes={name: value for name, value in data.items() if name != "status"},
+                expected_version=expected_version,
+            )
+            return host_set_maintenance(actor=actor, host=host)
     return object_update(actor=actor, instance=host, changes=data, expected_version=expected_version)
 
 
@@ -118,14 +128,18 @@ def status_reason(*, check: str, message: str) -> dict[str, str]:
 
 
 def host_set_maintenance(*, actor: Actor, host: Host) -> Host:
-    return _host_set(
-        actor=actor, host=host, action="maintenance", decide=lambda _stored: {"status": HostStatus.MAINTENANCE}
-    )
+    """The host becomes preparing_for_maintenance and its VMs are migrated away; it is in
+    maintenance once none is left (migrations_app.evacuation)."""
+    from migrations_app.evacuation import host_evacuate
+
+    return host_evacuate(actor=actor, host=host)
 
 
 def host_activate(*, actor: Actor, host: Host, ask_agent: bool = True) -> Host:
     """The host becomes Activating and its agent is asked to report: a good report brings it up.
+    An evacuation of the host is cancelled (its queued migrations; running ones finish).
     ask_agent=False: the caller runs the report itself, now (manage.py lab_register)."""
+    from migrations_app.evacuation import evacuation_stop
     from migrations_app.tasks import enqueue_refresh_capabilities
 
     def decide(_stored: Host) -> dict[str, Any]:
@@ -133,6 +147,7 @@ def host_activate(*, actor: Actor, host: Host, ask_agent: bool = True) -> Host:
         return {"status": HostStatus.ACTIVATING, "status_reason": reason}
 
     with transaction.atomic():
+        evacuation_stop(actor=actor, host=host)
         host = _host_set(actor=actor, host=host, action="activate", decide=decide)
         if ask_agent:
             transaction.on_commit(lambda: enqueue_refresh_capabilities(host))
@@ -148,11 +163,9 @@ def host_report_capabilities(*, actor: Actor, host: Host, capabilities: dict[str
         raise ValidationError({"capabilities": error.messages}) from None
 
     def decide(stored: Host) -> dict[str, Any]:
-        changes: dict[str, Any] = {
-            "capabilities": capabilities,
-            "capabilities_updated_at": timezone.now(),
-            "status_reason": {},
-        }
+        changes: dict[str, Any] = {"capabilities": capabilities, "capabilities_updated_at": timezone.now()}
+        if stored.status != HostStatus.PREPARING_FOR_MAINTENANCE:
+            changes["status_reason"] = {}  # while it is emptied, the reason is the evacuation's
         if stored.status in (HostStatus.NON_OPERATIONAL, HostStatus.UNKNOWN, HostStatus.ACTIVATING):
             changes["status"] = HostStatus.UP
         return changes

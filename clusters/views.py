@@ -7,7 +7,8 @@ import logging
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from kombu.exceptions import OperationalError
@@ -20,6 +21,7 @@ from clusters.services import CLUSTER_SERVICES, HOST_SERVICES, VM_SERVICES
 from core.audit import Actor
 from core.services import StaleVersion
 from core.views import ObjectDetailView, ObjectEditView, ObjectListView, page_login_required
+from migrations_app.evacuation import RUNNING_VM_STATES, evacuation_progress
 from migrations_app.models import ACTIVE_STATES, MigrationJob
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ class HostDetailView(ObjectDetailView):
         return {
             "vms": obj.vms.select_related("migration_policy"),
             "jobs": _jobs().filter(Q(source_host=obj) | Q(destination_host=obj))[:RECENT_JOBS],
+            "evacuation": evacuation_progress(obj),
         }
 
 
@@ -115,11 +118,34 @@ def _host_action(request, pk, change, done: str):
     return redirect("clusters:host_detail", pk=host.pk)
 
 
-@require_POST
 @page_login_required
 @permission_required("clusters.operate_host", raise_exception=True)
 def host_maintenance(request, pk):
-    return _host_action(request, pk, services.host_set_maintenance, "Host {host} is in maintenance.")
+    """GET: what maintenance will move (how many VMs, how much memory), to confirm; POST: start it."""
+    host = get_object_or_404(Host, pk=pk)
+    if request.method == "POST":
+        try:
+            host = services.host_set_maintenance(actor=Actor.of(request.user), host=host)
+        except (ValidationError, StaleVersion) as error:
+            messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+        else:
+            if host.status == HostStatus.MAINTENANCE:
+                messages.success(request, f"Host {host} is in maintenance.")
+            else:
+                messages.success(request, f"Host {host} is preparing for maintenance: its VMs are moved first.")
+        return redirect("clusters:host_detail", pk=host.pk)
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET", "POST"])
+    running = host.vms.filter(status__in=RUNNING_VM_STATES)
+    return render(
+        request,
+        "clusters/host_maintenance.html",
+        {
+            "host": host,
+            "vm_count": running.count(),
+            "memory_mib": running.aggregate(total=Sum("memory_mib"))["total"] or 0,
+        },
+    )
 
 
 @require_POST

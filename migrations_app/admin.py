@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from core.admin import ReadOnlyAdmin, ServiceAdmin, service_action
-from migrations_app.models import AgentToken, MigrationJob
+from migrations_app.models import AgentToken, Evacuation, MigrationJob
 from migrations_app.services import migration_cancel
 
 
@@ -39,3 +39,14 @@ class AgentTokenAdmin(ReadOnlyAdmin):
     list_select_related = ("host", "created_by")
     search_fields = ("host__name",)
     fields = ("host", "created", "created_by")
+
+
+@admin.register(Evacuation)
+class EvacuationAdmin(ReadOnlyAdmin):
+    """Hosts emptied for maintenance (migrations_app.evacuation): started by a host's maintenance
+    action, ended when the host reaches maintenance or is activated."""
+
+    list_display = ("host", "outcome", "vm_count", "memory_mib", "started_by", "started_at", "ended_at")
+    list_filter = ("outcome", "started_at")
+    list_select_related = ("host", "started_by")
+    search_fields = ("host__name",)

@@ -31,10 +31,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from clusters.models import VM, Host, VMStatus
+from clusters.models import VM, Host, HostStatus, VMStatus
 from clusters.services import host_mark_unreachable, host_report_capabilities, vm_create
 from core.audit import Actor, audit_record, snapshot
 from migrations_app.dispatch import dispatch_ready, release
+from migrations_app.evacuation import evacuation_check, host_failed_evacuate
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_app.progress import record_progress
 from migrations_app.routing import host_queue
@@ -109,7 +110,12 @@ def report_capabilities(host: Host, payload: dict) -> dict:
         if not isinstance(check, str) or not CHECK_NAME.fullmatch(check) or not isinstance(message, str):
             raise AgentBadRequest('error must be {"check": <name>, "message": <text>}')
         logger.warning("host %s: its agent reports %s: %s", host.name, check, message[:MAX_MESSAGE])
+        was_up = Host.objects.filter(pk=host.pk, status=HostStatus.UP).exists()
         host = _mark_unreachable(host, check=check, message=message[:MAX_MESSAGE])
+        if was_up and host.status == HostStatus.NON_OPERATIONAL:
+            # The host failed while its agent still answers: its cluster's error handling says
+            # which of its VMs are moved off it (README, "When a host fails").
+            host_failed_evacuate(actor=REFRESH_ACTOR, host=host)
         return {"status": host.status}
     raise AgentBadRequest('a report is either {"capabilities": {...}} or {"error": {...}}')
 
@@ -284,7 +290,10 @@ def job_finish(host: Host, job_id: str, payload: dict) -> dict:
         source_state,
         destination_state,
     )
-    migration_finish(job_id=str(job.pk), state=state, error=error, stats=_final_stats(result))
+    # The VM's state where it now runs, as libvirt said (a paused VM stays paused).
+    where = destination_state if state == JobState.SUCCEEDED else source_state
+    vm_state = where if where in (VMStatus.UP, VMStatus.PAUSED) else None
+    migration_finish(job_id=str(job.pk), state=state, error=error, stats=_final_stats(result), vm_state=vm_state)
     return {"state": MigrationJob.objects.get(pk=job.pk).state}
 
 
@@ -437,10 +446,17 @@ def migration_claim(*, job_id: str) -> Claim:
 
 
 def migration_finish(
-    *, job_id: str, state: str, error: dict[str, Any] | None, stats: dict[str, Any], actor: Actor = MIGRATE_ACTOR
+    *,
+    job_id: str,
+    state: str,
+    error: dict[str, Any] | None,
+    stats: dict[str, Any],
+    actor: Actor = MIGRATE_ACTOR,
+    vm_state: str | None = None,
 ) -> bool:
     """running/queued -> a terminal state, once. The VM follows the outcome: a job's outcome is
-    what moves a VM to another host."""
+    what moves a VM to another host. `vm_state`: the VM's state as libvirt reported it where it
+    runs now (up or paused); None: up, until its host's next inventory says otherwise."""
     with transaction.atomic():
         job = MigrationJob.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.state not in ACTIVE_STATES:
@@ -454,12 +470,15 @@ def migration_finish(
         MigrationJob.objects.filter(pk=job_id, state__in=ACTIVE_STATES).update(**values)
         job.refresh_from_db()
         audit_record(actor=actor, action=state, instance=job, before=before, after=snapshot(job))
-        changes: dict[str, Any] = {"status": VMStatus.UP}
+        changes: dict[str, Any] = {"status": vm_state if vm_state in (VMStatus.UP, VMStatus.PAUSED) else VMStatus.UP}
         if state == JobState.SUCCEEDED and job.destination_host_id:
             changes["host_id"] = job.destination_host_id
         _vm_set(job.vm_id, changes, actor=actor)
-        # A slot is free on both hosts: their waiting jobs are sent now, not at the next round.
+        # A host being emptied may now be empty (maintenance), or keep a VM it could not move.
         hosts = {pk for pk in (job.source_host_id, job.destination_host_id) if pk}
+        for host_id in sorted(hosts, key=str):
+            evacuation_check(actor=actor, host_id=host_id)
+        # A slot is free on both hosts: their waiting jobs are sent now, not at the next round.
         transaction.on_commit(lambda: dispatch_ready(host_ids=hosts))
     return True
 

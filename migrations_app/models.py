@@ -25,6 +25,43 @@ correlation_id_validator = RegexValidator(
 TERMINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
+class Evacuation(models.Model):
+    """A host being emptied for maintenance (migrations_app.evacuation): its jobs are the VMs it
+    moves. One is active (ended_at null) per host at a time."""
+
+    class Outcome(models.TextChoices):
+        ACTIVE = "active", "Active"
+        DONE = "done", "Done: the host is in maintenance"
+        CANCELLED = "cancelled", "Cancelled: the host was activated"
+
+    class Trigger(models.TextChoices):
+        MAINTENANCE = "maintenance", "Maintenance asked for"
+        ERROR_HANDLING = "error_handling", "The host failed: the cluster's error handling"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="evacuations")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MAINTENANCE)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.ACTIVE)
+    vm_count = models.PositiveIntegerField(default=0, help_text="VMs running on the host when it started.")
+    memory_mib = models.PositiveBigIntegerField(default=0, help_text="Their memory, MiB.")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["host"], condition=Q(ended_at__isnull=True), name="one_active_evacuation_per_host"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"evacuation of {self.host} {self.started_at:%Y-%m-%d %H:%M}"
+
+
 class MigrationJob(models.Model):
     """One live migration of a VM, with the plan frozen when it was asked for."""
 
@@ -60,6 +97,14 @@ class MigrationJob(models.Model):
         null=True, blank=True, help_text="When the source host's agent was last asked to end this job from libvirt."
     )
     cancel_requested = models.BooleanField(default=False)
+    evacuation = models.ForeignKey(
+        Evacuation,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        help_text="The evacuation of its source host that asked for this job (null: asked for by hand).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -64,6 +64,7 @@ class VMValues:
     parallel_migrations_policy: str = INHERIT
     custom_parallel_migrations: int | None = None
     migration_encrypted: str = INHERIT
+    paused: bool = False  # a paused VM migrates without post-copy, as oVirt does
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ DECISION_REASONS = {
     "parallel_fallback": "the bandwidth gives too few automatic parallel connections, or is not known",
     "compression_disabled": "a parallel migration is not compressed",
     "postcopy_removed": "a parallel migration cannot switch to post-copy",
+    "postcopy_removed_paused": "a paused VM is not switched to post-copy",
     "encryption_unsupported_level": "the compatibility version has no migration encryption",
     "bandwidth_hypervisor_default": "the hypervisor's default bandwidth: the source host's own cap applies",
     "bandwidth_unknown_link_speed": "auto bandwidth without a known link speed: the source host's own cap applies",
@@ -391,6 +393,15 @@ def resolve_plan(
                 "parallel migration cannot do, so those steps are left out.",
             )
             drop_postcopy = True
+    if vm.paused and not drop_postcopy and has_postcopy(policy.convergence):
+        # oVirt never switches a paused VM to post-copy: its guest runs nowhere while paused,
+        # and post-copy would resume it on the destination with its memory still on the source.
+        decide(
+            "postcopy_removed_paused",
+            f"The migration policy {policy.name} switches to post-copy when a migration stalls; the VM is "
+            "paused, and a paused VM is not switched to post-copy, so those steps are left out.",
+        )
+        drop_postcopy = True
     schedule = plan_schedule(policy.convergence, drop_postcopy=drop_postcopy)
     if not has_schedule(policy.convergence):
         decide(

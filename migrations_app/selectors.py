@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
-from clusters.models import VM, Cluster, Host, HostStatus
+from clusters.models import VM, Cluster, Host, HostStatus, VMStatus
 from clusters.reports import agent_report
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_app.resolver import ClusterValues, Defaults, HostValues, Plan, PolicyValues, VMValues, resolve_plan
@@ -60,6 +60,7 @@ def vm_values(vm: VM) -> VMValues:
         parallel_migrations_policy=vm.parallel_migrations_policy,
         custom_parallel_migrations=vm.custom_parallel_migrations,
         migration_encrypted=vm.migration_encrypted,
+        paused=vm.status == VMStatus.PAUSED,
     )
 
 
@@ -95,17 +96,64 @@ def job_list() -> QuerySet[MigrationJob]:
     return MigrationJob.objects.select_related("vm", "source_host", "destination_host", "created_by")
 
 
-def destination_choose(vm: VM) -> Host | None:
-    """Where to migrate `vm` when the caller names no host: another host of its cluster that is up,
-    the one receiving the fewest migrations now (then by name), or None when there is none."""
-    return (
+def host_free_memory(hosts) -> dict:
+    """MiB each host can still take, by host id: its reported memory minus the memory of the VMs
+    recorded on it (all but those down) and of the VMs an active job is bringing to it. A host
+    that has not reported its memory is absent: Ferry does not guess."""
+    ids = [host.pk for host in hosts]
+    used: dict = dict(
+        VM.objects.filter(host_id__in=ids)
+        .exclude(status=VMStatus.DOWN)
+        .values("host_id")
+        .annotate(total=Sum("memory_mib"))
+        .values_list("host_id", "total")
+    )
+    coming: dict = dict(
+        MigrationJob.objects.filter(destination_host_id__in=ids, state__in=ACTIVE_STATES)
+        .values("destination_host_id")
+        .annotate(total=Sum("vm__memory_mib"))
+        .values_list("destination_host_id", "total")
+    )
+    free = {}
+    for host in hosts:
+        reported = (host.capabilities or {}).get("memory_mib")
+        if isinstance(reported, int) and not isinstance(reported, bool):
+            free[host.pk] = reported - (used.get(host.pk) or 0) - (coming.get(host.pk) or 0)
+    return free
+
+
+def destination_search(vm: VM) -> tuple[Host | None, list[str]]:
+    """Where to migrate `vm` when the caller names no host, and why the other hosts of its cluster
+    were passed over: a host that is up (not preparing for maintenance), has reported its memory
+    and has room for the VM; of those, the one with the most free memory (then the fewest
+    incoming migrations, then by name)."""
+    hosts = list(
         Host.objects.select_related("cluster")
-        .filter(cluster_id=vm.host.cluster_id, status=HostStatus.UP)
+        .filter(cluster_id=vm.host.cluster_id)
         .exclude(pk=vm.host_id)
         .annotate(incoming=Count("incoming_jobs", filter=Q(incoming_jobs__state__in=ACTIVE_STATES)))
-        .order_by("incoming", "name")
-        .first()
+        .order_by("name")
     )
+    free = host_free_memory(hosts)
+    passed: list[str] = []
+    fitting: list[tuple[int, int, str, Host]] = []
+    for host in hosts:
+        if host.status != HostStatus.UP:
+            passed.append(f"{host.name} is {host.get_status_display().lower()}")
+        elif host.pk not in free:
+            passed.append(f"{host.name} has not reported its memory")
+        elif free[host.pk] < vm.memory_mib:
+            passed.append(f"{host.name} has {max(free[host.pk], 0)} MiB free, {vm.name} needs {vm.memory_mib} MiB")
+        else:
+            fitting.append((-free[host.pk], host.incoming, host.name, host))
+    if not fitting:
+        return None, passed
+    return min(fitting, key=lambda item: item[:3])[3], passed
+
+
+def destination_choose(vm: VM) -> Host | None:
+    """The host destination_search chooses for `vm`, or None when no host can take it."""
+    return destination_search(vm)[0]
 
 
 def job_waiting(job: MigrationJob, *, hosts: dict | None = None) -> str | None:

@@ -19,10 +19,20 @@ from django.utils import timezone
 from clusters.models import VM, Host, HostStatus, VMStatus
 from core.audit import Actor, audit_record, snapshot
 from ferry_agent import logs
-from migrations_app.models import ACTIVE_STATES, AgentToken, JobState, MigrationJob, correlation_id_validator
+from migrations_app.models import (
+    ACTIVE_STATES,
+    AgentToken,
+    Evacuation,
+    JobState,
+    MigrationJob,
+    correlation_id_validator,
+)
 from migrations_app.selectors import migration_plan
 
 logger = logging.getLogger(__name__)
+
+#: A paused VM migrates too (as in oVirt), without post-copy (the resolver drops it).
+MIGRATABLE_VM_STATES = (VMStatus.UP, VMStatus.PAUSED)
 
 
 class MigrationConflict(Exception):
@@ -38,8 +48,10 @@ def check_destination_in_cluster(vm: VM, destination: Host) -> None:
 
 
 def _check_destination(vm: VM, destination: Host) -> None:
-    if vm.status != VMStatus.UP:
-        raise ValidationError({"vm": f"Only a running VM can be migrated; {vm.name} is {vm.get_status_display()}."})
+    if vm.status not in MIGRATABLE_VM_STATES:
+        raise ValidationError(
+            {"vm": f"Only a running or paused VM can be migrated; {vm.name} is {vm.get_status_display()}."}
+        )
     check_destination_in_cluster(vm, destination)
     if vm.host.status == HostStatus.ACTIVATING:
         raise ValidationError({"vm": f"The VM's host {vm.host.name} is activating: it is up once its agent reports."})
@@ -49,10 +61,18 @@ def _check_destination(vm: VM, destination: Host) -> None:
         )
 
 
-def migration_start(*, actor: Actor, vm: VM, destination: Host, correlation_id: str | None = None) -> MigrationJob:
+def migration_start(
+    *,
+    actor: Actor,
+    vm: VM,
+    destination: Host,
+    correlation_id: str | None = None,
+    evacuation: Evacuation | None = None,
+) -> MigrationJob:
     """Freeze the plan on a new queued job; the source host's task is enqueued after commit.
 
     `correlation_id` is the caller's own id for the request (the oVirt API's), stored to find the job by.
+    `evacuation`: the evacuation of the VM's host that asks for it (migrations_app.evacuation).
     """
     from migrations_app.dispatch import dispatch_ready
 
@@ -68,6 +88,7 @@ def migration_start(*, actor: Actor, vm: VM, destination: Host, correlation_id: 
         source_host=vm.host,
         destination_host=destination,
         correlation_id=correlation_id,
+        evacuation=evacuation,
         plan=plan,
         created_by=actor.user,
     )

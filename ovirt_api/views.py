@@ -30,7 +30,7 @@ from core.api.exceptions import field_messages
 from core.audit import Actor
 from core.services import StaleVersion
 from migrations_app.models import ACTIVE_STATES, MigrationJob
-from migrations_app.selectors import destination_choose, vm_for_planning
+from migrations_app.selectors import destination_search, vm_for_planning
 from migrations_app.services import MigrationConflict, migration_cancel, migration_start
 from ovirt_api import resources
 from ovirt_api.errors import Fault
@@ -333,9 +333,10 @@ def _destination(body: Tree, vm) -> Host:
             )
     target = body.get("host")
     if target is None:
-        chosen = destination_choose(vm)
+        chosen, passed = destination_search(vm)
         if chosen is None:
-            raise Fault(f"No other host of cluster {vm.host.cluster.name} is up to receive {vm.name}.")
+            why = f" ({'; '.join(passed)})" if passed else ""
+            raise Fault(f"No other host of cluster {vm.host.cluster.name} is up to receive {vm.name}{why}.")
         return chosen
     if not isinstance(target, dict) or not (target.get("id") or target.get("name")):
         raise Fault('Name the destination as <host id="..."/> or <host><name>...</name></host>.')

@@ -198,6 +198,7 @@ class VMSerializer(FerryModelSerializer):
             "parallel_migrations_policy",
             "custom_parallel_migrations",
             "migration_encrypted",
+            "highly_available",
             "version",
         ]
         read_only_fields = ["id", "version"]

@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -17,9 +18,14 @@ from clusters.models import VM, Cluster, ClusterLevel, Host
 from clusters.services import CLUSTER_SERVICES, HOST_SERVICES, LEVEL_SERVICES, VM_SERVICES
 from core.api.schema import VALIDATION_ERROR, ErrorSerializer
 from core.api.views import FerryModelViewSet, ListFilterMixin, ServicesViewSetMixin
-from migrations_app.api.serializers import DestinationSerializer, MigrationJobSerializer, PlanSerializer
+from migrations_app.api.serializers import (
+    DestinationSerializer,
+    MigrateSerializer,
+    MigrationJobSerializer,
+    PlanSerializer,
+)
 from migrations_app.impact import cluster_impact
-from migrations_app.selectors import migration_plan, vm_for_planning
+from migrations_app.selectors import destination_search, migration_plan, vm_for_planning
 from migrations_app.services import agent_token_issue, check_destination_in_cluster, migration_start
 
 
@@ -73,6 +79,30 @@ class RefreshAcceptedSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+class EvacuationSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    trigger = serializers.ChoiceField(
+        choices=["maintenance", "error_handling"],
+        help_text="maintenance: asked for; error_handling: the host failed and its cluster's error handling moves VMs.",
+    )
+    outcome = serializers.ChoiceField(choices=["active", "done", "cancelled"])
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    vms = serializers.IntegerField(help_text="VMs running on the host when the evacuation started.")
+    memory_mib = serializers.IntegerField(help_text="Their memory, MiB.")
+    moved = serializers.IntegerField()
+    running = serializers.IntegerField()
+    waiting = serializers.IntegerField()
+    failed = serializers.IntegerField(help_text="Jobs that failed or were cancelled.")
+    vms_left = serializers.IntegerField(help_text="VMs still running on the host.")
+    memory_left_mib = serializers.IntegerField()
+
+
+class MaintenanceAcceptedSerializer(serializers.Serializer):
+    host = HostSerializer()
+    evacuation = EvacuationSerializer(allow_null=True, help_text="Null: the host never had to be emptied.")
+
+
 class AgentTokenSerializer(serializers.Serializer):
     key = serializers.CharField(help_text="Shown once: only its hash is stored.")
     created = serializers.DateTimeField()
@@ -106,12 +136,20 @@ class HostViewSet(FerryModelViewSet):
             {"detail": f"{host.name} was asked to report its capabilities."}, status=status.HTTP_202_ACCEPTED
         )
 
-    @extend_schema(request=None, responses={200: HostSerializer})
+    @extend_schema(request=None, responses={202: MaintenanceAcceptedSerializer})
     @action(detail=True, methods=["post"])
     def maintenance(self, request, pk=None):
-        """Put the host into maintenance: no migration goes to it, and monitoring leaves it alone."""
+        """Put the host into maintenance: it is preparing_for_maintenance while its VMs are migrated
+        to hosts Ferry chooses, and in maintenance once none is left. A VM that cannot be moved
+        keeps it preparing, with the reason in status_reason; asking again retries those VMs;
+        activate cancels the evacuation. No migration goes to it, and monitoring leaves it alone."""
+        from migrations_app.evacuation import evacuation_progress
+
         host = services.host_set_maintenance(actor=self.actor, host=self.get_object())
-        return Response(self.get_serializer(host).data)
+        return Response(
+            {"host": self.get_serializer(host).data, "evacuation": evacuation_progress(host)},
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(request=None, responses={201: AgentTokenSerializer})
     @action(detail=True, methods=["post"], url_path="agent-token")
@@ -150,7 +188,7 @@ class VMViewSet(FerryModelViewSet):
         return Response(migration_plan(vm=vm, destination=destination).to_dict())
 
     @extend_schema(
-        request=DestinationSerializer,
+        request=MigrateSerializer,
         responses={
             202: MigrationJobSerializer,
             409: OpenApiResponse(ErrorSerializer, description="The VM already has an active migration."),
@@ -160,11 +198,19 @@ class VMViewSet(FerryModelViewSet):
     def migrate(self, request, pk=None):
         """Start a migration: the plan is frozen on a new queued job, and the source host's task is sent on commit.
 
-        400 if the VM is not up, or the destination is the source, in another cluster, or not up;
+        Without destination_host, Ferry chooses (migrations_app.selectors.destination_search).
+        400 if the VM is not up or paused, or the destination is the source, in another cluster, or not up,
+        or, when Ferry chooses, no host can take it;
         409 if the VM already has an active migration.
         """
         vm = vm_for_planning(self.get_object().pk)
-        body = DestinationSerializer(data=request.data)
+        body = MigrateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        job = migration_start(actor=self.actor, vm=vm, destination=body.validated_data["destination_host"])
+        destination = body.validated_data.get("destination_host")
+        if destination is None:
+            destination, passed = destination_search(vm)
+            if destination is None:
+                why = "; ".join(passed) or "the cluster has no other host"
+                raise ValidationError({"destination_host": f"No host can take {vm.name}: {why}."})
+        job = migration_start(actor=self.actor, vm=vm, destination=destination)
         return Response(MigrationJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -149,3 +149,12 @@ class DestinationSerializer(serializers.Serializer):
     destination_host = StrictPrimaryKeyRelatedField(
         queryset=Host.objects.select_related("cluster"), help_text="The host to migrate the VM to."
     )
+
+
+class MigrateSerializer(serializers.Serializer):
+    destination_host = StrictPrimaryKeyRelatedField(
+        queryset=Host.objects.select_related("cluster"),
+        required=False,
+        help_text="The host to migrate the VM to. Left out: Ferry chooses the host of the VM's cluster that is "
+        "up, has room for it and has the most free memory.",
+    )

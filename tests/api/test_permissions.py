@@ -146,7 +146,7 @@ ROUTES = [
         "host-maintenance",
         "clusters.host",
         lambda e: f"/api/hosts/{e.source.pk}/maintenance/",
-        {"POST": Allowed(200, None, "clusters.operate_host")},
+        {"POST": Allowed(202, None, "clusters.operate_host")},
     ),
     Route(
         "host-agent-token",

@@ -258,7 +258,7 @@ def test_a_vm_that_is_not_up_cannot_be_migrated(ovirt, ovirt_estate):
         ovirt.post(f"/vms/{ovirt_estate.vm.pk}/migrate", "<action><host><name>hv-b</name></host></action>"), 400
     )
 
-    assert detail == "[Cannot migrate VM db-1. Only a running VM can be migrated; db-1 is Down.]"
+    assert detail == "[Cannot migrate VM db-1. Only a running or paused VM can be migrated; db-1 is Down.]"
 
 
 def test_cancel_without_a_migration_is_a_409(ovirt, ovirt_estate):

@@ -32,9 +32,10 @@ def test_maintenance_and_activate(admin_client, world):
     page = admin_client.get(url).content.decode()
     assert "maintenance/" in page and "activate/" not in page
     response = admin_client.post(f"{url}maintenance/", follow=True)
-    assert "Host kvm-a is in maintenance." in response.content.decode()
+    # Its VM db-1 is moved first (issue 15): preparing until the migration ends.
+    assert "Host kvm-a is preparing for maintenance: its VMs are moved first." in response.content.decode()
     world.source.refresh_from_db()
-    assert world.source.status == "maintenance"
+    assert world.source.status == "preparing_for_maintenance"
     assert "activate/" in response.content.decode()
     response = admin_client.post(f"{url}activate/", follow=True)
     world.source.refresh_from_db()
@@ -69,8 +70,13 @@ def test_refresh_when_the_broker_is_down_says_so(admin_client, world, caplog):
 
 
 def test_host_actions_are_post_only(admin_client, world):
-    for action in ("refresh", "maintenance", "activate"):
+    for action in ("refresh", "activate"):
         assert admin_client.get(f"/hosts/{world.source.pk}/{action}/").status_code == 405
+    # GET maintenance/ only shows what would move, to confirm; it changes nothing.
+    assert admin_client.get(f"/hosts/{world.source.pk}/maintenance/").status_code == 200
+    world.source.refresh_from_db()
+    assert world.source.status == "up"
+    assert admin_client.put(f"/hosts/{world.source.pk}/maintenance/").status_code == 405
 
 
 def test_adding_a_host_prefilled_from_its_cluster(admin_client, world):

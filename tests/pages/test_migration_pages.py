@@ -79,7 +79,7 @@ def test_a_vm_that_is_not_up_cannot_be_migrated(admin_client, world):
     world.vm.status = "down"
     world.vm.save()
     response = admin_client.post(f"/vms/{world.vm.pk}/migrate/", {"destination_host": world.destination.pk})
-    assert "Only a running VM can be migrated" in response.content.decode()
+    assert "Only a running or paused VM can be migrated" in response.content.decode()
 
 
 def test_the_status_fragment_polls_while_active_and_stops_when_done(admin_client, world):

@@ -20,10 +20,12 @@ def test_maintenance_and_activate_from_the_host_page_are_audited(admin_client, w
 
     maintenance, activate = entry("maintenance", world.source), entry("activate", world.source)
     assert (maintenance.actor, maintenance.object_type) == ("admin", "host")
-    assert (maintenance.before, maintenance.after) == ({"status": "up"}, {"status": "maintenance"})
+    # Its VM is moved first (issue 15): preparing, then activating cancels that evacuation.
+    assert (maintenance.before, maintenance.after) == ({"status": "up"}, {"status": "preparing_for_maintenance"})
+    assert entry("evacuate", world.source.evacuations.get()).actor == "admin"
     assert (activate.actor, activate.before["status"], activate.after["status"]) == (
         "admin",
-        "maintenance",
+        "preparing_for_maintenance",
         "activating",
     )
     assert activate.after["status_reason"]["check"] == "activation"

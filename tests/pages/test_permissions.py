@@ -49,6 +49,8 @@ def test_a_read_only_user_is_refused_every_write(reader_client, world):
         assert reader_client.post(url, data).status_code == 403, url
     assert counts() == before
     assert MigrationJob.objects.filter(state="queued").count() == 1
+    # Nor is the maintenance confirmation (what would move) shown to them.
+    assert reader_client.get(f"/hosts/{world.source.pk}/maintenance/").status_code == 403
 
 
 @pytest.mark.parametrize("kind", ["cluster", "host", "vm", "policy", "job"])
@@ -110,9 +112,10 @@ def test_an_operator_may_migrate_and_maintain_but_not_edit(client, world):
         "op",
     )
     assert AuditEntry.objects.filter(object_id=str(job.pk), action="migrate", actor="op").exists()
+    assert client.get(f"/hosts/{world.source.pk}/maintenance/").status_code == 200  # the confirmation
     assert client.post(f"/hosts/{world.source.pk}/maintenance/").status_code == 302
     world.source.refresh_from_db()
-    assert world.source.status == "maintenance"
+    assert world.source.status == "preparing_for_maintenance"  # its VM db-1 is being moved first
 
 
 def test_an_operator_cannot_open_or_post_a_hosts_edit_form(client, world):

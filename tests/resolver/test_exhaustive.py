@@ -35,6 +35,7 @@ KNOWN_CODES = {
     "zerocopy_unsupported_level",
     "compression_disabled",
     "postcopy_removed",
+    "postcopy_removed_paused",
     "parallel_fallback",
     "compression_policy_override",
     "auto_converge_policy_override",

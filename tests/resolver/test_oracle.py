@@ -160,6 +160,10 @@ def expected_plan(vm: VMValues, cluster: ClusterValues, src: HostValues, dst: Ho
         if any(s["action"]["name"] == "postcopy" for s in stalling):
             codes.add("postcopy_removed")
             stalling = [s for s in stalling if s["action"]["name"] != "postcopy"]
+    # oVirt never switches a paused VM to post-copy: its post-copy steps are left out too.
+    if vm.paused and any(s["action"]["name"] == "postcopy" for s in stalling):
+        codes.add("postcopy_removed_paused")
+        stalling = [s for s in stalling if s["action"]["name"] != "postcopy"]
     post_copy = any(s["action"]["name"] == "postcopy" for s in stalling)
 
     flags = {"VIR_MIGRATE_LIVE", "VIR_MIGRATE_PEER2PEER", "VIR_MIGRATE_ABORT_ON_ERROR", "VIR_MIGRATE_PERSIST_DEST",
@@ -214,19 +218,20 @@ DESTINATIONS = [  # (address, control URI, reported addresses): owned by control
     ("10.9.9.9", "qemu+tls://dst.example/system", ("10.0.0.2",)),
 ]
 DEFAULTS = [Defaults(), Defaults(auto_converge=True, compressed=True, encrypted=True)]
+PAUSED = [False, True]  # the VM's state: a paused VM migrates without post-copy
 GRID = [
     POLICIES, LEVELS, TRI, TRI, TRI, PARALLEL, BANDWIDTH, VCPUS, [None, *POLICIES], VM_PARALLEL, TRI,
-    SUPPORT, SUPPORT, LINKS, CAPS, SUPPORT, SUPPORT, LINKS, DESTINATIONS, DEFAULTS,
+    SUPPORT, SUPPORT, LINKS, CAPS, SUPPORT, SUPPORT, LINKS, DESTINATIONS, DEFAULTS, PAUSED,
 ]  # fmt: skip
 CASES = 60_000
 
 
 def build(values):
     (policy, (level, supported), ac, comp, enc, (par, count), (bw, mbps), vcpus, vm_policy, (vm_par, vm_count),
-     vm_enc, s_zc, s_par, s_link, s_cap, d_zc, d_par, d_link, d_where, defaults) = values  # fmt: skip
+     vm_enc, s_zc, s_par, s_link, s_cap, d_zc, d_par, d_link, d_where, defaults, paused) = values  # fmt: skip
     d_addr, d_uri, d_reported = d_where
     cluster = ClusterValues(level, supported, policy, bw, mbps, ac, comp, enc, par, count)
-    vm = VMValues(vcpus, vm_policy, vm_par, vm_count, vm_enc)
+    vm = VMValues(vcpus, vm_policy, vm_par, vm_count, vm_enc, paused)
     source = HostValues("10.0.0.1", "qemu+tls://src.example/system", s_link, s_zc, s_par, "src", s_cap)
     destination = HostValues(d_addr, d_uri, d_link, d_zc, d_par, "dst", None, d_reported)
     return vm, cluster, source, destination, defaults
