@@ -80,7 +80,7 @@ class VMFilterSet(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=VMStatus.choices)
     migration_policy = django_filters.ModelMultipleChoiceFilter(queryset=MigrationPolicy.objects.all())
     uuid = StrictUUIDFilter()
-    highly_available = django_filters.BooleanFilter(label="Highly available")
+    highly_available = StrictBooleanFilter(label="Highly available")
     ordering = StableOrderingFilter(
         fields=[
             "name",
