@@ -101,6 +101,11 @@ class UniqueNameModel(models.Model):
     def clean(self) -> None:
         super().clean()
         name = getattr(self, "name", "") or ""
+        if refused_characters(name):
+            # validate_name refuses the name itself; a NUL must not even reach a query (PostgreSQL
+            # refuses it in text), so there is nothing to compare.
+            self.name_key = ""
+            return
         key = self.name_key = name_key(name)
         if key and type(self)._default_manager.filter(name_key=key).exclude(pk=self.pk).exists():
             label = self._meta.verbose_name

@@ -218,6 +218,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "core.security.login_locked_out"
 AXES_CLIENT_IP_CALLABLE = "core.security.client_address"
+AXES_USERNAME_CALLABLE = "core.security.login_username"
 # Only failures are kept (with the lockouts); a log of every successful login is not Ferry's job.
 AXES_DISABLE_ACCESS_LOG = True
 

@@ -33,6 +33,21 @@ def lockout_message() -> str:
     )
 
 
+#: What a username can be (Django's User.username); axes records at most 255 characters.
+USERNAME_MAX = 150
+
+
+def login_username(request: HttpRequest, credentials: Any) -> str | None:
+    """The username a failed login is counted under: as sent, cut to what a username can be, so
+    that an over-long one is counted (and locked out) rather than failing to be stored."""
+    value = None
+    if isinstance(credentials, dict):
+        value = credentials.get("username")
+    if value is None and request is not None and request.method == "POST":
+        value = request.POST.get("username")
+    return None if value is None else str(value)[:USERNAME_MAX]
+
+
 def login_locked_out(request: HttpRequest, response: HttpResponse | None, credentials: Any) -> HttpResponse:
     """django-axes' answer to a login it refused: 429 with the login page and the reason (JSON for
     the API and for the oVirt-compatible SSO, as their other errors are)."""
