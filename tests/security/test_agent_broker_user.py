@@ -148,3 +148,13 @@ def test_the_agents_user_cannot_use_another_hosts_queue(agent_user):
     with Connection(admin_url()) as admin:
         message = admin.channel().basic_get(theirs)
         assert message is not None and message.body, "the other host's task is still there"
+
+
+def test_a_password_never_reads_as_an_option(db):
+    """rabbitmqctl takes an argument that begins with "-" for an option: no password may."""
+    host = HostFactory(name="hv-dash")
+    for _ in range(200):
+        out = io.StringIO()
+        call_command("agent_broker_user", str(host.pk), stdout=out)
+        password = out.getvalue().splitlines()[-1]
+        assert password and password[0] != "-" and password.isalnum(), password

@@ -50,7 +50,8 @@ class Command(BaseCommand):
         host = host_named(host)
         if not VHOST.fullmatch(vhost):
             raise CommandError(f"{vhost!r} is not a virtual host name Ferry accepts.")
-        user, password = agent_user(host.pk), secrets.token_urlsafe(24)
+        # Hex only: a password that began with "-" would be read by rabbitmqctl as an option.
+        user, password = agent_user(host.pk), secrets.token_hex(24)
         pattern = own_queue_pattern(host.pk)
         create = ["add_user", user, password]
         permit = ["set_permissions", "-p", vhost, user, pattern, pattern, pattern]
