@@ -424,6 +424,10 @@ def migration_claim(*, job_id: str) -> Claim:
         # Lock both hosts (in a fixed order) so concurrent claims count running jobs one at a time.
         host_ids = [pk for pk in (job.source_host_id, job.destination_host_id) if pk is not None]
         list(Host.objects.select_for_update().filter(pk__in=host_ids).order_by("pk"))
+        # Read again under the locks: a duplicate delivery that waited for them behind the claim
+        # that won must see the job running, not count it as another migration of its hosts.
+        if not MigrationJob.objects.filter(pk=job_id, state=JobState.QUEUED).exists():
+            return Claim.NOT_QUEUED
         running = MigrationJob.objects.filter(state=JobState.RUNNING)
         if (
             running.filter(source_host_id=job.source_host_id).count() >= job.plan["outgoing_limit"]

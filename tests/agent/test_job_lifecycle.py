@@ -49,6 +49,27 @@ def test_a_job_is_claimed_at_most_once(pair):
     assert AuditEntry.objects.filter(object_id=str(job.pk), action="start", actor="ferry.migrate").count() == 1
 
 
+def test_a_duplicate_that_waited_behind_the_winning_claim_sees_the_job_taken_not_its_hosts_busy(pair, monkeypatch):
+    """The interleaving PostgreSQL allows: the duplicate read the job while it was still queued,
+    then waited for the hosts' locks while the other claim started it. With a limit of one, it
+    must answer not_queued (a duplicate), not busy, which would report the hosts full."""
+    source, destination = pair
+    job = queued_job(VMFactory(host=source), destination)
+    MigrationJob.objects.filter(pk=job.pk).update(plan={**job.plan, "outgoing_limit": 1, "incoming_limit": 1})
+    stale = MigrationJob.objects.get(pk=job.pk)  # what the duplicate read before the winner committed
+    assert migration_claim(job_id=job.pk) is Claim.STARTED  # the winner
+    real_first = type(MigrationJob.objects.all()).first
+    reads = []
+
+    def first(queryset):
+        reads.append(queryset.model)
+        return stale if len(reads) == 1 and queryset.model is MigrationJob else real_first(queryset)
+
+    monkeypatch.setattr(type(MigrationJob.objects.all()), "first", first)
+    assert migration_claim(job_id=job.pk) is Claim.NOT_QUEUED
+    assert reads and MigrationJob.objects.get(pk=job.pk).state == "running"
+
+
 def test_a_second_job_waits_for_the_hosts_limit(pair):
     source, destination = pair
     first = queued_job(VMFactory(host=source), destination)

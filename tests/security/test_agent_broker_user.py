@@ -46,6 +46,18 @@ def agent_url(user: str, password: str) -> str:
     return f"amqp://{user}:{password}@{parts.hostname}:{parts.port or 5672}/"
 
 
+def queue_state(name: str) -> str:
+    """What the broker holds for a queue, for a failure's message: were the task lost or unread."""
+    try:
+        with Connection(admin_url(), connect_timeout=5) as admin:
+            _name, messages, consumers = admin.channel().queue_declare(name, passive=True)
+        alarms = subprocess.run([RABBITMQCTL, "list_queues", "name", "messages", "consumers"],
+                                capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+        return f"queue {name}: {messages} message(s), {consumers} consumer(s)\n{alarms[-1500:]}"
+    except Exception as error:  # only a diagnostic
+        return f"queue {name}: cannot be read ({error})"
+
+
 def host_queue(name: str) -> Queue:
     return Queue(name, Exchange(name, "direct"), routing_key=name)
 
@@ -101,13 +113,19 @@ def test_the_agents_worker_runs_under_its_user_and_takes_its_own_queues_task(age
         while " ready." not in log.read_text():
             assert worker.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
-        # Sent as Ferry sends it, but with the agent's own credential, as its retry of a busy
-        # claim is: to its own exchange, which it may write to.
+        # Sent as Ferry sends it, with Ferry's own broker credential (the agent publishes nothing:
+        # a busy claim goes back to Ferry's outbox), to the host's own exchange.
         settings.FERRY_HOST_QUEUES = True
-        send_host_task("ferry.sync_inventory", mine.pk, app=make_app(agent_url(user, password), queue="unused"))
+        sender = make_app(admin_url(), queue="unused")
+        try:
+            send_host_task("ferry.sync_inventory", mine.pk, app=sender)
+        finally:
+            sender.close()
         deadline = time.monotonic() + 60  # its own minute: a loaded machine may have spent the first starting up
         while "ferry.sync_inventory" not in log.read_text() or "succeeded" not in log.read_text():
-            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            assert worker.poll() is None and time.monotonic() < deadline, (
+                f"{queue_state(f'host.{mine.pk}')}\n{log.read_text()[-3000:]}"
+            )
             time.sleep(0.2)
         assert "ACCESS_REFUSED" not in log.read_text(), log.read_text()[-3000:]
     finally:
