@@ -36,9 +36,11 @@ lock:
 run: setup
 	$(PY) manage.py run_ferry
 
+# ruff, and import-linter with the layer contracts of docs/architecture.md (pyproject.toml).
 lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: setup-dev
 	$(VENV)/bin/ruff check --fix .

@@ -13,8 +13,8 @@ def main() -> None:
 
 
 def ferry() -> None:
-    """The `ferry` command of a checkout (the launcher make setup writes): core.cli."""
-    from core.cli import main as ferry_main
+    """The `ferry` command of a checkout (the launcher make setup writes): ferry.cli."""
+    from ferry.cli import main as ferry_main
 
     ferry_main()
 

@@ -194,7 +194,7 @@ def self_peak_rss_mib() -> float:
 
 class Worker:
     """A real Celery worker serving some host queues: the agent's code acting for those hosts
-    in-process (ferry_agent.embedded), one process per host as on a hypervisor (see README)."""
+    in-process (config.embedded_agent), one process per host as on a hypervisor (see README)."""
 
     def __init__(self, name: str, queues: list[str], *, concurrency: int = 2, env: dict | None = None):
         self.name = name
@@ -209,7 +209,7 @@ class Worker:
             [
                 CELERY,
                 "-A",
-                "ferry_agent.embedded",
+                "config.embedded_agent",
                 "worker",
                 "--queues",
                 ",".join(queues),

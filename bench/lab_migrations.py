@@ -183,9 +183,9 @@ class Ferry:
     def _register(self):
         from clusters.models import VM, Cluster, Host
         from clusters.services import cluster_create, host_create
+        from config.embedded_agent import local_agent
         from core.audit import Actor
         from ferry_agent import runner
-        from ferry_agent.embedded import local_agent
         from migrations_app.models import MigrationJob
         from policies.models import VERY_LARGE_VMS_ID
 
@@ -221,8 +221,8 @@ class Ferry:
         return cluster, hosts
 
     def sync(self) -> None:
+        from config.embedded_agent import local_agent
         from ferry_agent import runner
-        from ferry_agent.embedded import local_agent
 
         for host in self.hosts.values():
             runner.sync_inventory(local_agent(str(host.pk)))

@@ -11,10 +11,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils.deconstruct import deconstructible
 
-from clusters.names import UniqueNameModel, validate_name
 from core.choices import TriState
 from core.models import VersionedModel
-from core.uris import ALLOWED_TEXT, UnsafeURI, check_host_name, check_libvirt_uri
+from core.names import UniqueNameModel, validate_name
+from ferry_common.uris import ALLOWED_TEXT, UnsafeURI, check_host_name, check_libvirt_uri
 from policies.models import MINIMAL_DOWNTIME_ID, MigrationPolicy
 
 DEFAULT_LEVEL = "4.7"
@@ -23,7 +23,7 @@ PARALLEL_MIN, PARALLEL_MAX = 2, 255
 
 @deconstructible
 class LibvirtUriValidator:
-    """A connection field (libvirt_uri, peer_uri) on core.uris's allow-list, with this deployment's
+    """A connection field (libvirt_uri, peer_uri) on ferry_common.uris's allow-list, with this deployment's
     settings: qemu+tcp:// only where FERRY_LIBVIRT_ALLOW_TCP is on, ?socket= only inside
     FERRY_LIBVIRT_SOCKET_DIRS. The settings are read at each call, so a test or the lab can turn them on."""
 
@@ -45,7 +45,7 @@ class LibvirtUriValidator:
 
 
 def libvirt_uri_options() -> dict[str, Any]:
-    """This deployment's allow-list options for core.uris.check_libvirt_uri."""
+    """This deployment's allow-list options for ferry_common.uris.check_libvirt_uri."""
     return {
         "allow_tcp": bool(getattr(settings, "FERRY_LIBVIRT_ALLOW_TCP", False)),
         "socket_dirs": tuple(getattr(settings, "FERRY_LIBVIRT_SOCKET_DIRS", ()) or ()),
@@ -425,7 +425,7 @@ class VM(_OriginalValuesMixin, VersionedModel):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Not unique (libvirt's are unique per host only); a name a hypervisor reports goes through
-    # clusters.names.reported_name.
+    # core.names.reported_name.
     name = models.CharField(max_length=100, validators=[validate_name])
     uuid = models.UUIDField(unique=True, help_text="The libvirt domain UUID.")
     host = models.ForeignKey(Host, on_delete=models.PROTECT, related_name="vms")

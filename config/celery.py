@@ -1,15 +1,5 @@
-"""The Celery application. Host tasks go to a queue per host (see migrations_app.routing)."""
+"""`celery -A config`: Ferry's Celery application, defined in core.celery."""
 
-import os
+from core.celery import app
 
-from celery import Celery
-
-from ferry_agent import logs
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-# Ferry's log lines (FERRY_LOG_FORMAT), with the request and job ids a task message carries.
-logs.connect_celery()
-
-app = Celery("ferry")
-app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+__all__ = ["app"]

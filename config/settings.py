@@ -15,7 +15,7 @@ import dj_database_url
 from django.utils.csp import CSP
 
 from config import envfile
-from ferry_agent import logs
+from ferry_common import logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("FERRY_VAR_DIR", BASE_DIR / "var"))
@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "migrations_app",
     "ovirt_api",
     "ops",
+    # The composition root (config.apps): run_ferry, lab_register and the embedded agent.
+    "config",
     # Login lockout (django-axes): its attempts tables, its signals.
     "axes",
 ]
@@ -77,7 +79,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Request metrics (django-prometheus): Before first and After last, so they time everything.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    # A request id on every web log line (ferry_agent.logs), and a line per request.
+    # A request id on every web log line (ferry_common.logs), and a line per request.
     "ops.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The Content-Security-Policy header (SECURE_CSP).
@@ -368,7 +370,7 @@ FERRY_DEFAULT_AUTO_CONVERGE = env_bool("FERRY_DEFAULT_AUTO_CONVERGE", False)
 FERRY_DEFAULT_COMPRESSED = env_bool("FERRY_DEFAULT_COMPRESSED", False)
 FERRY_DEFAULT_ENCRYPTED = env_bool("FERRY_DEFAULT_ENCRYPTED", False)
 
-# Every line on stderr, with the request id and the job id it belongs to (ferry_agent.logs);
+# Every line on stderr, with the request id and the job id it belongs to (ferry_common.logs);
 # FERRY_LOG_FORMAT=json for one JSON object a line.
 LOGGING = logs.dict_config(service=os.environ.get("FERRY_LOG_SERVICE"))
 LOGGING["loggers"] = {"django.db.backends": {"level": "WARNING"}}

@@ -3,7 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from core.security import password_reset_guard
-from core.views import ApiTokenListView, ApiTokenRevokeView, AuditListView, dashboard
+from core.views import ApiTokenListView, ApiTokenRevokeView, AuditListView
+from migrations_app.views import dashboard
 
 # Password reset only with a mail server, and throttled (core.security.password_reset_guard).
 password_reset = [

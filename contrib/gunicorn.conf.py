@@ -21,7 +21,7 @@ from pathlib import Path
 CHECKOUT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(CHECKOUT))
 
-from ferry_agent import logs  # noqa: E402  (the checkout's own package, after the path above)
+from ferry_common import logs  # noqa: E402  (the checkout's own package, after the path above)
 
 VAR_DIR = Path(os.environ.get("FERRY_VAR_DIR") or CHECKOUT / "var")
 

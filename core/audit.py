@@ -11,7 +11,7 @@ from typing import Any
 from django.db import models
 
 from core.models import AuditEntry
-from ferry_agent import logs
+from ferry_common import logs
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 deeper than any Ferry document, are a 400 before a view, a lookup or the database sees them.
 
 Tab, line feed and carriage return stay allowed in form fields (a description has lines); every
-other C0 control character and DEL is refused. Names refuse more (clusters.names).
+other C0 control character and DEL is refused. Names refuse more (core.names).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from core.models import AuditEntry
-from ferry_agent import logs
+from ferry_common import logs
 
 LOCKED_OUT_ACTION = "login_locked_out"
 

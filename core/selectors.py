@@ -1,4 +1,4 @@
-"""Reads that span apps: the dashboard's figures and an object's change history."""
+"""An object's change history, from the audit trail."""
 
 from __future__ import annotations
 
@@ -7,30 +7,10 @@ from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
-from django.db.models import Count, Q
 
-from clusters.models import VM, Cluster, Host, HostStatus
 from core.models import AuditEntry
-from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 
 HISTORY_LENGTH = 10
-
-
-def dashboard_summary() -> dict:
-    hosts = Host.objects.aggregate(
-        up=Count("pk", filter=Q(status=HostStatus.UP)), down=Count("pk", filter=~Q(status=HostStatus.UP))
-    )
-    jobs = MigrationJob.objects.select_related("vm", "source_host", "destination_host")
-    return {
-        "clusters": Cluster.objects.count(),
-        "hosts_up": hosts["up"],
-        "hosts_down": hosts["down"],
-        "vms": VM.objects.count(),
-        "migrations_running": MigrationJob.objects.filter(state__in=ACTIVE_STATES).count(),
-        "active_jobs": jobs.filter(state__in=ACTIVE_STATES).order_by("-created_at")[:10],
-        "recent_failures": jobs.filter(state=JobState.FAILED).order_by("-finished_at")[:5],
-        "hosts_not_up": Host.objects.exclude(status=HostStatus.UP).select_related("cluster")[:10],
-    }
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,11 @@ from core.audit import Actor, audit_record, snapshot
 _RETRIES = 3
 
 
+class ConflictError(Exception):
+    """The write conflicts with the object's current state (e.g. a VM that already has an active
+    migration); the API answers 409 with the message."""
+
+
 class StaleVersion(Exception):
     """Someone saved the object in between: the caller's version is not the stored one."""
 

@@ -1,4 +1,4 @@
-"""The dashboard, and the generic list, detail, edit and delete views the object pages are made of.
+"""The generic list, detail, edit and delete views the object pages are made of.
 
 Views stay thin: they parse input with a form, call a service with the request's Actor, and turn
 what the service says (ValidationError, StaleVersion, PermissionDenied) into messages on the page.
@@ -31,7 +31,7 @@ from core.audit import Actor
 from core.filtersets import AuditPageFilterSet
 from core.forms import ApiTokenCreateForm, VersionedModelForm, apply_validation_error
 from core.models import ApiToken, AuditEntry
-from core.selectors import AUDITED_PAGES, audit_model, dashboard_summary, entry_changes, object_history
+from core.selectors import AUDITED_PAGES, audit_model, entry_changes, object_history
 from core.services import ModelServices, StaleVersion, Write
 from core.tokens import NewToken, token_create, token_expiry, token_revoke, user_tokens
 
@@ -52,11 +52,6 @@ def page_login_required(view):
         return login_required(view)(request, *args, **kwargs)
 
     return wrapper
-
-
-@page_login_required
-def dashboard(request):
-    return render(request, "core/dashboard.html", dashboard_summary())
 
 
 def model_permission(model: type[models.Model], action: str) -> str:

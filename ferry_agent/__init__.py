@@ -4,4 +4,6 @@ It reads its work from the broker (queue ``host.<id>``), does it on libvirt thro
 reads and writes Ferry's state only through the agent API (docs/agent-api.md).
 """
 
-__version__ = "0.1.0"
+from ferry_common import __version__
+
+__all__ = ["__version__"]

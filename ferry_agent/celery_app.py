@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from ferry_agent import logs, runner, tasks
+from ferry_agent import runner, tasks
+from ferry_common import logs
 
 __all__ = ["host_queue", "make_app"]
 

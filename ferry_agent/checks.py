@@ -2,7 +2,7 @@
 
 Ferry checks a host's URIs when they are stored and the resolver builds only sound plans, but the
 agent does not take that on trust: whatever reaches libvirt here is checked again against this
-machine's own allow-list (core.uris, with the agent's --allow-tcp and --socket-dir options), so a
+machine's own allow-list (ferry_common.uris, with the agent's --allow-tcp and --socket-dir options), so a
 compromised or mistaken Ferry still cannot make this host open a program, a file or an
 unauthenticated daemon, or migrate with flags or parameters no plan of Ferry's contains.
 """
@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from core.uris import UnsafeURI, check_host_name, check_libvirt_uri, check_migrate_uri
+from ferry_common.uris import UnsafeURI, check_host_name, check_libvirt_uri, check_migrate_uri
 
 __all__ = ["PLAN_FLAGS", "PLAN_PARAMS", "Order", "Refused", "UriPolicy", "check_order"]
 
@@ -44,7 +44,7 @@ class Refused(ValueError):
 
 @dataclass(frozen=True)
 class UriPolicy:
-    """This machine's allow-list for libvirt URIs (core.uris with the agent's own options)."""
+    """This machine's allow-list for libvirt URIs (ferry_common.uris with the agent's own options)."""
 
     allow_tcp: bool = False
     socket_dirs: tuple[str, ...] = ()

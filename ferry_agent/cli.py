@@ -14,10 +14,11 @@ import argparse
 import os
 import sys
 
-from ferry_agent import __version__, logs
+from ferry_agent import __version__
 from ferry_agent.checks import Refused as UriRefused
 from ferry_agent.checks import UriPolicy
 from ferry_agent.client import ClientError, HttpClient, Refused, Unavailable
+from ferry_common import logs
 
 ENVIRONMENT = ("FERRY_URL", "FERRY_AGENT_TOKEN", "CELERY_BROKER_URL")
 EXIT_REFUSED = 2  # a configuration that will not work: systemd should not retry it blindly

@@ -1,9 +1,9 @@
 """How the agent reads and writes Ferry's state: the agent API of docs/agent-api.md.
 
 One interface, two ways to reach it. `HttpClient(url, token)` speaks the HTTP API with the host's
-agent token; it is what `ferry-agent` on a hypervisor uses. `LocalClient(host_id)` calls the same
-server-side services in-process; only the worker that `make run` starts next to Ferry (with
-FERRY_HOST_QUEUES=false) uses it, and only it imports Django, lazily, inside its methods.
+agent token; it is what `ferry-agent` on a hypervisor uses. The worker that `make run` starts next
+to Ferry (FERRY_HOST_QUEUES=false) reaches the same server-side services in-process instead
+(config.embedded_agent.LocalClient): this package imports nothing of Django or Ferry's apps.
 
 Both raise the same errors: Refused (403: not this host's, or the token is not accepted),
 BadRequest (400: Ferry refused the payload) and Unavailable (Ferry could not be reached).
@@ -24,7 +24,7 @@ from ferry_agent import __version__
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BadRequest", "Client", "ClientError", "HttpClient", "LocalClient", "Refused", "Unavailable"]
+__all__ = ["BadRequest", "Client", "ClientError", "HttpClient", "Refused", "Unavailable"]
 
 #: How long the end of a job is retried while Ferry cannot be reached: a web restart or a short
 #: outage must not lose it. After that the reconciler ends the job from libvirt's real state.
@@ -232,63 +232,3 @@ def _http_error(method: str, url: str, error: urllib.error.HTTPError) -> ClientE
         return Unavailable(message, error.code)
     # 404, 405, 500...: a bug or a mismatched Ferry; retrying would not help
     return ClientError(message, error.code)
-
-
-class LocalClient:
-    """The same calls in-process, for the worker `make run` starts next to Ferry.
-
-    Payloads and answers pass through JSON exactly as over HTTP, so the agent's code sees the
-    same values either way. Django and migrations_app.agent_services are imported here, lazily:
-    nothing on a hypervisor's code path reaches this class.
-    """
-
-    def __init__(self, host_id: str):
-        self.host_id = str(host_id)
-
-    def __repr__(self) -> str:
-        return f"LocalClient({self.host_id!r})"
-
-    def host_info(self) -> dict:
-        return self._call("host_info")
-
-    def report_capabilities(self, payload: dict) -> dict:
-        return self._call("report_capabilities", payload)
-
-    def report_inventory(self, payload: dict) -> dict:
-        return self._call("report_inventory", payload)
-
-    def job_claim(self, job_id: str) -> dict:
-        return self._call("job_claim", str(job_id))
-
-    def job_progress(self, job_id: str, payload: dict) -> dict:
-        return self._call("job_progress", str(job_id), payload)
-
-    def job_finish(self, job_id: str, payload: dict) -> dict:
-        return self._call("job_finish", str(job_id), payload)
-
-    def job_get(self, job_id: str) -> dict:
-        return self._call("job_get", str(job_id))
-
-    def job_reconcile(self, job_id: str, payload: dict) -> dict:
-        return self._call("job_reconcile", str(job_id), payload)
-
-    def _call(self, name: str, *args: Any) -> dict:
-        from django.core.exceptions import ValidationError
-
-        from clusters.models import Host
-        from migrations_app import agent_services
-
-        try:
-            host = Host.objects.filter(pk=self.host_id).first()
-        except (ValidationError, ValueError):
-            host = None
-        if host is None:
-            raise Refused(f"{name}: no host {self.host_id}", 403)
-        args = json.loads(json.dumps(args))
-        try:
-            answer = getattr(agent_services, name)(host, *args)
-        except agent_services.AgentForbidden as error:
-            raise Refused(f"{name}: {error}", 403) from None
-        except agent_services.AgentBadRequest as error:
-            raise BadRequest(f"{name}: {error}", 400) from None
-        return json.loads(json.dumps(answer))

@@ -24,8 +24,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from core.uris import UnsafeURI, check_libvirt_uri, check_migrate_uri
-from ferry_agent import logs
+from ferry_common import logs
+from ferry_common.uris import UnsafeURI, check_libvirt_uri, check_migrate_uri
 
 log = logging.getLogger(__name__)
 

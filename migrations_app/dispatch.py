@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from ferry_agent import logs
+from ferry_common import logs
 from migrations_app.models import JobState, MigrationJob
 
 logger = logging.getLogger(__name__)

@@ -187,3 +187,20 @@ def job_waiting(job: MigrationJob, *, hosts: dict | None = None) -> str | None:
         return None
     server = "agent" if settings.FERRY_HOST_QUEUES else "worker"
     return f"Waiting: no {server} serves {report.queue} ({host.name}'s agent {report.summary})."
+
+
+def dashboard_summary() -> dict:
+    hosts = Host.objects.aggregate(
+        up=Count("pk", filter=Q(status=HostStatus.UP)), down=Count("pk", filter=~Q(status=HostStatus.UP))
+    )
+    jobs = MigrationJob.objects.select_related("vm", "source_host", "destination_host")
+    return {
+        "clusters": Cluster.objects.count(),
+        "hosts_up": hosts["up"],
+        "hosts_down": hosts["down"],
+        "vms": VM.objects.count(),
+        "migrations_running": MigrationJob.objects.filter(state__in=ACTIVE_STATES).count(),
+        "active_jobs": jobs.filter(state__in=ACTIVE_STATES).order_by("-created_at")[:10],
+        "recent_failures": jobs.filter(state=JobState.FAILED).order_by("-finished_at")[:5],
+        "hosts_not_up": Host.objects.exclude(status=HostStatus.UP).select_related("cluster")[:10],
+    }

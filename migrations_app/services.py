@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from clusters.models import VM, Host, HostStatus, VMStatus
 from core.audit import Actor, audit_record, snapshot
-from ferry_agent import logs
+from core.services import ConflictError
+from ferry_common import logs
 from migrations_app.models import (
     ACTIVE_STATES,
     AgentToken,
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 MIGRATABLE_VM_STATES = (VMStatus.UP, VMStatus.PAUSED)
 
 
-class MigrationConflict(Exception):
+class MigrationConflict(ConflictError):
     """The VM already has an active migration job."""
 
 
@@ -92,7 +93,7 @@ def migration_start(
         plan=plan,
         created_by=actor.user,
     )
-    # The job's id on its lines here and on its task's message (ferry_agent.logs).
+    # The job's id on its lines here and on its task's message (ferry_common.logs).
     with logs.bound(job_id=str(job.pk)):
         for decision in plan["decisions"]:
             logger.info("migration of %s: %s: %s", vm.name, decision["code"], decision["message"])

@@ -11,7 +11,7 @@ import logging
 
 from celery import shared_task
 
-from ferry_agent import logs
+from ferry_common import logs
 from migrations_app.routing import host_queue
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def send_host_task(name: str, host_id, *args: str, app=None, retry_policy: dict 
     write only to `host.<id>` (manage.py agent_broker_user), not to the default exchange, which
     reaches every queue."""
     if app is None:
-        from config.celery import app
+        from core.celery import app
     queue = host_queue(host_id)
     options: dict = {"retry": True, "retry_policy": retry_policy} if retry_policy is not None else {}
     app.send_task(name, args=[str(host_id), *args], queue=queue, exchange=queue, routing_key=queue, **options)

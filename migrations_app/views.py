@@ -25,7 +25,7 @@ from migrations_app.forms import MigrateForm
 from migrations_app.impact import PROPOSABLE_FIELDS, cluster_impact
 from migrations_app.models import ACTIVE_STATES, MigrationJob
 from migrations_app.progress import chart, live_figures
-from migrations_app.selectors import job_list, job_waiting, migration_plan, vm_for_planning
+from migrations_app.selectors import dashboard_summary, job_list, job_waiting, migration_plan, vm_for_planning
 from migrations_app.services import MigrationConflict
 
 SHOWN_VMS = 200  # per group on the page; the API lists them all
@@ -159,3 +159,8 @@ def cluster_impact_preview(request, pk):
             group["members"] = [(vm_id, names.get(uuid.UUID(vm_id), vm_id)) for vm_id in group["vms"][:SHOWN_VMS]]
             group["more"] = max(0, group["count"] - SHOWN_VMS)
     return render(request, "migrations_app/_impact.html", context)
+
+
+@page_login_required
+def dashboard(request):
+    return render(request, "core/dashboard.html", dashboard_summary())

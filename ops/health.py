@@ -56,7 +56,7 @@ def broker() -> Probe:
     """A real connection to the broker Ferry publishes to (the filesystem broker: its folders)."""
 
     def check() -> str:
-        from config.celery import app
+        from core.celery import app
 
         folders = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
         if str(app.conf.broker_write_url or app.conf.broker_url).startswith("filesystem://"):

@@ -1,7 +1,7 @@
 """A request id on every web log line, and one line per request.
 
 The id comes from the request's X-Request-ID when it is sane (a proxy or a client that already
-tags its requests; see ferry_agent.logs.sane_request_id), otherwise a new one; the response
+tags its requests; see ferry_common.logs.sane_request_id), otherwise a new one; the response
 carries it back in X-Request-ID, and the audit entries the request writes store it. Ids bound
 while the request runs (a job's, once the request touches a job) end with it: the request runs
 in a copy of the thread's context.
@@ -15,7 +15,7 @@ import time
 
 from django.http import HttpRequest, HttpResponse
 
-from ferry_agent import logs
+from ferry_common import logs
 
 log = logging.getLogger("ferry.request")
 

@@ -14,7 +14,7 @@ def sentry_init(dsn: str) -> None:
     from sentry_sdk.integrations.celery import CeleryIntegration
     from sentry_sdk.integrations.django import DjangoIntegration
 
-    from ferry_agent import __version__
+    from ferry_common import __version__
 
     sentry_sdk.init(
         dsn=dsn,

@@ -1,7 +1,7 @@
 """Real Celery workers for tests: each serves its hosts' queues, on the suite's broker and database.
 
 A job then goes page or API -> broker -> worker -> libvirt -> database for real. The workers are
-`make run`'s embedded agent worker (ferry_agent.embedded: the agent's code, reaching Ferry's state
+`make run`'s embedded agent worker (config.embedded_agent: the agent's code, reaching Ferry's state
 in-process through the agent API's services), one per host queue as on a hypervisor; the
 agents-without-database set-up (ferry-agent over HTTP) has its own test in tests/e2e. The broker is
 CELERY_BROKER_URL (Redis in CI, the filesystem broker locally); the database is the test database.
@@ -76,7 +76,7 @@ class Worker:
         )  # fmt: skip
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
-                [CELERY, "-A", "ferry_agent.embedded", "worker", "--queues", ",".join(queues), "--concurrency", "2",
+                [CELERY, "-A", "config.embedded_agent", "worker", "--queues", ",".join(queues), "--concurrency", "2",
                  "--hostname", f"{name}@ferry-tests", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
                 env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip

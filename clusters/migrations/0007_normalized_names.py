@@ -1,4 +1,4 @@
-"""Cluster and host names unique after NFKC normalization and case folding (clusters.names).
+"""Cluster and host names unique after NFKC normalization and case folding (core.names).
 
 Existing look-alike duplicates (which the old rule let in) keep their names: the first of each
 group by creation order takes the key, the others get a key of their own marked with their id, and
@@ -9,11 +9,11 @@ import unicodedata
 
 from django.db import migrations, models
 
-import clusters.names
+import core.names
 
 
 def _key(name: str) -> str:
-    # clusters.names.name_key as it was written with this migration (a migration does not import the app).
+    # core.names.name_key as it was written with this migration (a migration does not import the app).
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
     return " ".join(folded.split())
 
@@ -39,13 +39,13 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="cluster",
             name="name_key",
-            field=clusters.names.NameKeyField(default=""),
+            field=core.names.NameKeyField(default=""),
             preserve_default=False,
         ),
         migrations.AddField(
             model_name="host",
             name="name_key",
-            field=clusters.names.NameKeyField(default=""),
+            field=core.names.NameKeyField(default=""),
             preserve_default=False,
         ),
         migrations.RunPython(fill_keys, migrations.RunPython.noop),
@@ -60,16 +60,16 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="cluster",
             name="name",
-            field=models.CharField(max_length=100, unique=True, validators=[clusters.names.validate_name]),
+            field=models.CharField(max_length=100, unique=True, validators=[core.names.validate_name]),
         ),
         migrations.AlterField(
             model_name="host",
             name="name",
-            field=models.CharField(max_length=100, unique=True, validators=[clusters.names.validate_name]),
+            field=models.CharField(max_length=100, unique=True, validators=[core.names.validate_name]),
         ),
         migrations.AlterField(
             model_name="vm",
             name="name",
-            field=models.CharField(max_length=100, validators=[clusters.names.validate_name]),
+            field=models.CharField(max_length=100, validators=[core.names.validate_name]),
         ),
     ]

@@ -1,10 +1,10 @@
 """Every error is JSON with field messages, and bad input never becomes a 5xx.
 
 Services speak Django (ValidationError, PermissionDenied) and Ferry (StaleVersion,
-MigrationConflict); this handler turns them into the API's statuses:
+ConflictError, such as migrations_app.services.MigrationConflict); this handler turns them into the API's statuses:
 ValidationError -> 400 {field: [messages]} (model-wide messages under non_field_errors),
 PermissionDenied -> 403, StaleVersion -> 412 with the stored version and what differs,
-MigrationConflict and IntegrityError -> 409, ProtectedError -> 400. A request refused for want of
+ConflictError and IntegrityError -> 409, ProtectedError -> 400. A request refused for want of
 valid credentials counts against the anonymous rate of its address (core.api.throttling), so that
 guessing tokens is throttled as well: DRF checks throttles only after authentication and permissions.
 """
@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.services import StaleVersion
+from core.services import ConflictError, StaleVersion
 
 
 class Conflict(exceptions.APIException):
@@ -77,13 +77,11 @@ def _throttled_refusal(exc: exceptions.APIException, context: dict[str, Any]) ->
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    from migrations_app.services import MigrationConflict
-
     if isinstance(exc, StaleVersion):
         return Response(stale_details(exc, context), status=status.HTTP_412_PRECONDITION_FAILED)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(field_messages(exc))
-    elif isinstance(exc, MigrationConflict):
+    elif isinstance(exc, ConflictError):
         exc = Conflict(str(exc))
     elif isinstance(exc, ProtectedError):
         exc = exceptions.ValidationError(

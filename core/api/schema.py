@@ -152,8 +152,8 @@ def refuse_control_characters_in_urls(result, generator, request, public):
 
 def names_without_control_characters(result, generator, request, public):
     """drf-spectacular postprocessing hook: the name a cluster, host or VM write accepts
-    (clusters.names.validate_name) as a pattern."""
-    from clusters.names import name_pattern
+    (core.names.validate_name) as a pattern."""
+    from core.names import name_pattern
 
     for component, schema in result.get("components", {}).get("schemas", {}).items():
         if component.removeprefix("Patched") in ("ClusterRequest", "HostRequest", "VMRequest"):

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from ferry_agent import logs
+from ferry_common import logs
 from migrations_app import agent_services
 from migrations_app.api.agent_auth import AgentTokenAuthentication, IsAgent
 

@@ -11,8 +11,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from clusters.models import Host
+from config.embedded_agent import local_agent
 from ferry_agent import runner, virt
-from ferry_agent.embedded import local_agent
 from migrations_app.models import MigrationJob
 from tests.factories import UserFactory
 from tests.worker_fixtures import vm_of

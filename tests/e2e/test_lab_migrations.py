@@ -20,9 +20,9 @@ from rest_framework.test import APIClient
 from clusters.models import VM, Host
 from clusters.services import host_report_capabilities
 from config.celery import app as celery_app
+from config.embedded_agent import local_agent
 from core.models import AuditEntry
 from ferry_agent import runner, virt
-from ferry_agent.embedded import local_agent
 from migrations_app.agent_services import REFRESH_ACTOR
 from migrations_app.models import TERMINAL_STATES, MigrationJob
 from migrations_app.tasks import MIGRATE, reconcile

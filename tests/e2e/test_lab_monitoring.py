@@ -12,9 +12,9 @@ from kombu import Connection
 from rest_framework.test import APIClient
 
 from clusters.models import VM, Host
+from config.embedded_agent import local_agent
 from core.models import AuditEntry
 from ferry_agent import runner, virt
-from ferry_agent.embedded import local_agent
 from tests.factories import UserFactory
 from tests.worker_fixtures import REPO, Worker, vm_of, worker_env
 

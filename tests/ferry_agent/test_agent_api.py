@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from clusters.models import VM, Host
+from config.embedded_agent import LocalClient
 from core.audit import Actor
 from ferry_agent import runner
 from ferry_agent.checks import UriPolicy
-from ferry_agent.client import HttpClient, LocalClient, Refused
+from ferry_agent.client import HttpClient, Refused
 from migrations_app.models import MigrationJob
 from migrations_app.services import agent_token_issue
 from tests.factories import ClusterFactory, HostFactory, JobFactory, VMFactory

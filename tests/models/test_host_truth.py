@@ -6,10 +6,10 @@ from django.core.exceptions import ValidationError
 
 from clusters.models import REQUIRED_CAPABILITIES, Host, HostStatus, validate_capabilities
 from clusters.services import host_activate, host_mark_unreachable, host_report_capabilities
+from config.embedded_agent import local_agent
 from core.audit import Actor
 from core.models import AuditEntry
 from ferry_agent import runner
-from ferry_agent.embedded import local_agent
 from migrations_app.services import migration_start
 from tests.api.conftest import token_client
 from tests.factories import ZEROCOPY_HOST, HostFactory, VMFactory

@@ -1,5 +1,5 @@
 """Cluster and host names are unique after Unicode normalization and case folding; no name carries
-control or invisible formatting characters (clusters.names)."""
+control or invisible formatting characters (core.names)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from clusters.models import Cluster
-from clusters.names import name_key, reported_name
 from clusters.services import cluster_create, host_create, vm_create
+from core.names import name_key, reported_name
 from tests.factories import ClusterFactory, HostFactory
 
 LOOK_ALIKES = [

@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from core.models import AuditEntry
-from ferry_agent import logs
+from ferry_common import logs
 from migrations_app.models import TERMINAL_STATES, MigrationJob
 from tests.factories import HostFactory, UserFactory, VMFactory
 from tests.worker_fixtures import Worker, worker_env

@@ -96,7 +96,8 @@ def test_the_agents_worker_runs_under_its_user_and_takes_its_own_queues_task(age
     mine, _other, user, password = agent_user
     log = tmp_path / "worker.log"
     code = (
-        "import sys; from ferry_agent import logs, tasks; from ferry_agent.celery_app import make_app; "
+        "import sys; from ferry_common import logs; from ferry_agent import tasks; "
+        "from ferry_agent.celery_app import make_app; "
         "logs.configure(level='INFO', service='agent'); "
         "from ferry_agent.cli import worker_argv; "
         f"app = make_app(sys.argv[1], queue='host.{mine.pk}'); tasks.register(app, lambda host_id: None); "

@@ -7,7 +7,7 @@ from django.test import Client
 
 from clusters.models import Host
 from core.models import AuditEntry
-from core.uris import check_libvirt_uri
+from ferry_common.uris import check_libvirt_uri
 from tests.admin.test_admin import admin_url, form_data
 from tests.api.conftest import token_client, user_in_role
 from tests.factories import HostFactory, UserFactory

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from clusters.models import Host, HostStatus, VMStatus
+from config.embedded_agent import local_agent
 from ferry_agent import runner, virt
-from ferry_agent.embedded import local_agent
 from migrations_app.models import JobState, MigrationJob
 from tests.factories import HostFactory, JobFactory
 

@@ -1,4 +1,4 @@
-"""Look-alike names through the API and the pages: refused on the name field (clusters.names)."""
+"""Look-alike names through the API and the pages: refused on the name field (core.names)."""
 
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ from django.db import connection
 
 from clusters.models import Host, HostStatus
 from clusters.services import host_report_capabilities, host_set_maintenance, host_update
+from config.embedded_agent import local_agent
 from core.audit import Actor
 from ferry_agent import runner
-from ferry_agent.embedded import local_agent
 from tests.factories import ZEROCOPY_HOST, HostFactory
 
 ADMIN = Actor.task("test.admin")

@@ -109,7 +109,7 @@ class Command(BaseCommand):
 
     def broker_section(self) -> None:
         self.section("Broker")
-        from config.celery import app
+        from core.celery import app
 
         with app.connection_for_write() as conn:
             where = conn.as_uri()  # the password masked

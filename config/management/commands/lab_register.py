@@ -15,9 +15,9 @@ from django.db import transaction
 
 from clusters.models import Cluster, Host
 from clusters.services import cluster_create, host_activate, host_create, host_update
+from config.embedded_agent import local_agent
 from core.audit import Actor
 from ferry_agent import runner
-from ferry_agent.embedded import local_agent
 from policies.models import VERY_LARGE_VMS_ID
 
 ACTOR = Actor.task("lab_register")

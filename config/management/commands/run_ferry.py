@@ -41,11 +41,11 @@ class Command(BaseCommand):
             + ", ".join(f"{k}={v}" for k, v in chosen.items())
             + ")"
         )
-        # FERRY_HOST_QUEUES=false: the worker is also the agent of every host (ferry_agent.embedded,
+        # FERRY_HOST_QUEUES=false: the worker is also the agent of every host (config.embedded_agent,
         # in-process through the agent API's services). true: it runs only Ferry's own tasks, and
         # each host's queue is served by that host's ferry-agent alone.
         host_queues = chosen["FERRY_HOST_QUEUES"].strip().lower() in {"1", "true", "yes", "on"}
-        worker_app = "config" if host_queues else "ferry_agent.embedded"
+        worker_app = "config" if host_queues else "config.embedded_agent"
         bin_dir = os.path.dirname(sys.executable)
         gunicorn_conf = settings.BASE_DIR / "contrib" / "gunicorn.conf.py"
         processes = [

@@ -166,14 +166,14 @@ def log_format(value: str | None = None) -> str:
 def dict_config(*, fmt: str | None = None, level: str | None = None, service: str | None = None) -> dict[str, Any]:
     """A logging.config.dictConfig() dictionary: every record to stderr, with the context's ids."""
     formatter: dict[str, Any] = (
-        {"()": "ferry_agent.logs.JsonFormatter", "service": service}
+        {"()": "ferry_common.logs.JsonFormatter", "service": service}
         if log_format(fmt) == "json"
-        else {"()": "ferry_agent.logs.PlainFormatter"}
+        else {"()": "ferry_common.logs.PlainFormatter"}
     )
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "ferry_agent.logs.ContextFilter"}},
+        "filters": {"context": {"()": "ferry_common.logs.ContextFilter"}},
         "formatters": {"ferry": formatter},
         "handlers": {
             "console": {
