@@ -58,7 +58,7 @@ test: setup-test lint checks typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The lab's hosts are reached over qemu+tcp:// and UNIX sockets under var/lab (LAB_ID: var/lab-<id>),
-# which Ferry refuses unless allowed (core/uris.py): make lab allows both in var/ferry.env, for
+# which Ferry refuses unless allowed (ferry_common/uris.py): make lab allows both in var/ferry.env, for
 # this checkout only, and make lab-down takes that back.
 LAB_DIR = $(CURDIR)/var/lab$(if $(LAB_ID),-$(LAB_ID))
 

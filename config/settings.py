@@ -354,7 +354,7 @@ FERRY_AGENT_LOST_S = int(os.environ.get("FERRY_AGENT_LOST_S", "1800"))
 FERRY_REDISPATCH_S = int(os.environ.get("FERRY_REDISPATCH_S", "120"))
 FERRY_RECONCILE_INTERVAL_S = float(os.environ.get("FERRY_RECONCILE_INTERVAL_S", "15"))
 FERRY_CAPABILITIES_INTERVAL_S = int(os.environ.get("FERRY_CAPABILITIES_INTERVAL_S", "300"))
-# Connection fields (a host's libvirt_uri and peer_uri, core/uris.py): qemu+tcp:// (unauthenticated,
+# Connection fields (a host's libvirt_uri and peer_uri, ferry_common/uris.py): qemu+tcp:// (unauthenticated,
 # unencrypted) only when allowed, and ?socket= only inside these directories (comma-separated).
 # Both are off in production; `make lab` turns them on for its own hosts (var/ferry.env).
 FERRY_LIBVIRT_ALLOW_TCP = env_bool("FERRY_LIBVIRT_ALLOW_TCP", False)

@@ -40,7 +40,7 @@ def database_url() -> str:
 
 
 LAB_HOST_CAP_MIB_S = "100000"
-#: The lab's hosts are reached over qemu+tcp:// and UNIX sockets under var/lab (core/uris.py refuses
+#: The lab's hosts are reached over qemu+tcp:// and UNIX sockets under var/lab (ferry_common/uris.py refuses
 #: both unless allowed): `make lab` allows them in var/ferry.env, the tests that use the lab here.
 LAB_URI_SETTINGS = {"FERRY_LIBVIRT_ALLOW_TCP": True, "FERRY_LIBVIRT_SOCKET_DIRS": [str(LAB_STATE.parent)]}
 
