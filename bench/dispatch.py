@@ -26,8 +26,8 @@ def run(*, jobs: int, warmup: int = 3) -> dict[str, Any]:
 
     from bench.control_plane import ADMIN_TOKEN
     from clusters.models import VM, Host
+    from core.routing import host_queue
     from migrations_app.models import TERMINAL_STATES, MigrationJob
-    from migrations_app.routing import host_queue
 
     source = (
         Host.objects.filter(status="up", vms__status="up", capabilities__zerocopy_migrations=True)

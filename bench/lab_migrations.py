@@ -228,7 +228,7 @@ class Ferry:
             runner.sync_inventory(local_agent(str(host.pk)))
 
     def start_workers(self) -> None:
-        from migrations_app.routing import host_queue
+        from core.routing import host_queue
 
         for name, host in self.hosts.items():
             # One process per host: a warm-up migration then warms the process that runs them all.

@@ -12,7 +12,6 @@ from clusters.services import (
     host_set_maintenance,
 )
 from core.admin import ServiceAdmin, service_action
-from migrations_app.models import MigrationJob
 from policies.models import MigrationPolicy
 from policies.selectors import policies_offered_at
 
@@ -137,5 +136,6 @@ class VMAdmin(ServiceAdmin):
         """A VM's ended jobs go with it (as through the API), though jobs cannot be deleted on their own;
         the service refuses while a job is active."""
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        perms_needed.discard(MigrationJob._meta.verbose_name)
+        jobs = VM._meta.get_field("migration_jobs").related_model  # migrations_app's, by the relation
+        perms_needed.discard(jobs._meta.verbose_name)
         return deleted, counts, perms_needed, protected

@@ -10,10 +10,8 @@ from django import forms
 from django.conf import settings
 
 from clusters.models import VM, Bandwidth, Cluster, ClusterLevel, ErrorHandling, Host, ParallelPolicy
-from clusters.notes import Note, cluster_notes
 from core.choices import TriState
 from core.forms import VersionedModelForm
-from migrations_app.selectors import global_defaults, policy_values
 from policies.models import MINIMAL_DOWNTIME_ID, MigrationPolicy
 from policies.selectors import policies_offered_at
 
@@ -175,32 +173,6 @@ class ClusterForm(VersionedModelForm):
             value = listed[0] if listed else ""
         return MigrationPolicy.objects.filter(pk=value).first() if _is_uuid(value) else None
 
-    def notes(self) -> list[Note]:
-        """What the resolver will silently change, for the values currently in the form."""
-        policy = self.selected_policy()
-        if policy is None:
-            return []
-        level = self.level
-        hosts = list(self.instance.hosts.all()) if self.stored is not None else []
-        return cluster_notes(
-            policy=policy_values(policy),
-            level=level.level,
-            parallel_supported=level.parallel_migrations_supported,
-            parallel=_choice(self.value("parallel_migrations_policy"), ParallelPolicy, ParallelPolicy.DISABLED),
-            bandwidth=_choice(self.value("migration_bandwidth"), Bandwidth, Bandwidth.AUTO),
-            bandwidth_custom_mbps=_positive_int(self.value("migration_bandwidth_custom_mbps")),
-            encrypted=_choice(self.value("migration_encrypted"), TriState, TriState.INHERIT),
-            compressed=_choice(self.value("migration_compressed"), TriState, TriState.INHERIT),
-            auto_converge=_choice(self.value("migration_auto_converge"), TriState, TriState.INHERIT),
-            defaults=global_defaults(),
-            hosts_without_zerocopy=tuple(
-                h.name for h in hosts if (h.capabilities or {}).get("zerocopy_migrations") is not True
-            ),
-            hosts_without_parallel=tuple(
-                h.name for h in hosts if (h.capabilities or {}).get("parallel_migrations") is False
-            ),
-        )
-
 
 def _is_uuid(value: str) -> bool:
     try:
@@ -210,11 +182,11 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def _choice(value: Any, choices, default: str) -> str:
+def form_choice(value: Any, choices, default: str) -> str:
     return value if value in choices.values else default
 
 
-def _positive_int(value: Any) -> int | None:
+def form_positive_int(value: Any) -> int | None:
     try:
         number = int(value)
     except (TypeError, ValueError):

@@ -51,7 +51,7 @@ def _age(seconds: float) -> str:
 
 
 def agent_report(host: Host, *, now: datetime | None = None) -> AgentReport:
-    from migrations_app.routing import host_queue
+    from core.routing import host_queue
 
     now = now or timezone.now()
     last = last_report_at(host)

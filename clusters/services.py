@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from clusters.lifecycle import host_lifecycle
 from clusters.models import (
     MAINTENANCE_STATUSES,
     VM,
@@ -129,28 +130,25 @@ def status_reason(*, check: str, message: str) -> dict[str, str]:
 
 def host_set_maintenance(*, actor: Actor, host: Host) -> Host:
     """The host becomes preparing_for_maintenance and its VMs are migrated away; it is in
-    maintenance once none is left (migrations_app.evacuation)."""
-    from migrations_app.evacuation import host_evacuate
-
-    return host_evacuate(actor=actor, host=host)
+    maintenance once none is left (migrations_app.evacuation, through clusters.lifecycle)."""
+    return host_lifecycle().evacuate(actor=actor, host=host)
 
 
 def host_activate(*, actor: Actor, host: Host, ask_agent: bool = True) -> Host:
     """The host becomes Activating and its agent is asked to report: a good report brings it up.
     An evacuation of the host is cancelled (its queued migrations; running ones finish).
     ask_agent=False: the caller runs the report itself, now (manage.py lab_register)."""
-    from migrations_app.evacuation import evacuation_stop
-    from migrations_app.tasks import enqueue_refresh_capabilities
+    lifecycle = host_lifecycle()
 
     def decide(_stored: Host) -> dict[str, Any]:
         reason = status_reason(check="activation", message="Waiting for the host's agent to report.")
         return {"status": HostStatus.ACTIVATING, "status_reason": reason}
 
     with transaction.atomic():
-        evacuation_stop(actor=actor, host=host)
+        lifecycle.stop_evacuation(actor=actor, host=host)
         host = _host_set(actor=actor, host=host, action="activate", decide=decide)
         if ask_agent:
-            transaction.on_commit(lambda: enqueue_refresh_capabilities(host))
+            transaction.on_commit(lambda: lifecycle.request_report(host))
     return host
 
 
@@ -175,11 +173,10 @@ def host_report_capabilities(*, actor: Actor, host: Host, capabilities: dict[str
 
 def host_request_refresh(*, actor: Actor, host: Host) -> None:
     """Ask the host's agent to report its capabilities now; the task is sent once the audit entry is committed."""
-    from migrations_app.tasks import enqueue_refresh_capabilities
-
+    lifecycle = host_lifecycle()
     with transaction.atomic():
         audit_record(actor=actor, action="refresh", instance=host, before=None, after=None)
-        transaction.on_commit(lambda: enqueue_refresh_capabilities(host))
+        transaction.on_commit(lambda: lifecycle.request_report(host))
 
 
 def host_mark_unreachable(

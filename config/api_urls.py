@@ -34,7 +34,7 @@ urlpatterns = [
     # The agent API: agent tokens only, and out of the public schema (docs/agent-api.md).
     path("agent/", include("migrations_app.api.agent_urls")),
     path("", include("clusters.api.urls")),
-    path("", include("policies.api.urls")),
+    path("", include("clusters.api.policy_urls")),
     path("", include("migrations_app.api.urls")),
     path("", include("core.api.urls")),
     path("schema/", SchemaView.as_view(), name="api-schema"),

@@ -27,8 +27,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("config.api_urls")),
     path("ovirt-engine/", include("ovirt_api.urls")),
-    path("", include("clusters.urls")),
-    path("", include("policies.urls")),
+    path("", include("migrations_app.estate_urls")),
+    path("", include("clusters.policy_urls")),
     path("", include("migrations_app.urls")),
 ]
 

@@ -1,5 +1,5 @@
 """Ferry's Celery application (framework level, so that every layer may send a task). Host tasks go
-to a queue per host (see migrations_app.routing). `celery -A config` finds it through config.celery."""
+to a queue per host (see core.routing). `celery -A config` finds it through config.celery."""
 
 import os
 

@@ -11,12 +11,6 @@ class TriState(models.TextChoices):
     FALSE = "false", "Off"
 
 
-def tri_state_value(value: str, inherited: bool) -> bool:
-    if value == TriState.INHERIT:
-        return inherited
-    return value == TriState.TRUE
-
-
 def level_key(level: str) -> tuple[int, ...]:
     """'4.10' sorts after '4.9'."""
     return tuple(int(part) for part in level.split("."))

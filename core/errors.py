@@ -4,12 +4,14 @@ core.hostile, a crash)."""
 
 from __future__ import annotations
 
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import requires_csrf_token
 
-from core.hostile import HostileInput
+
+class HostileInput(SuspiciousOperation):
+    """A request Ferry refuses outright (core.hostile), answered with 400 (JSON under /api/)."""
 
 
 def is_api(request: HttpRequest) -> bool:

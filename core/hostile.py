@@ -11,18 +11,15 @@ import json
 import re
 from typing import Any
 
-from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
+
+from core.errors import HostileInput, bad_request
 
 # Deeper than any document Ferry reads (a convergence schedule is 4 levels deep), shallow enough
 # that nothing that walks a stored value recursively can run out of stack.
 MAX_JSON_DEPTH = 32
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 CONTROL_IN_URL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class HostileInput(SuspiciousOperation):
-    """A request Ferry refuses outright, answered with 400 (JSON under /api/)."""
 
 
 class JSONTooDeep(ValueError):
@@ -82,7 +79,5 @@ class RefuseControlCharactersMiddleware:
         """A view that ran out of stack on what it was sent (JSON nested deep in a form field that
         Ferry does not parse itself, such as an admin's JSON field) answers 400, not 500."""
         if isinstance(exception, RecursionError):
-            from core.errors import bad_request
-
             return bad_request(request, HostileInput("The input is nested too deeply."))
         return None

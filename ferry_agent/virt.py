@@ -26,6 +26,7 @@ from typing import Any
 
 from ferry_common import logs
 from ferry_common.uris import UnsafeURI, check_libvirt_uri, check_migrate_uri
+from ferry_common.vocabulary import CONVERGENCE_ACTIONS
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 #: Convergence schedule actions migrate() understands (oVirt's names).
-SCHEDULE_ACTIONS = ("setDowntime", "postcopy", "abort")
+SCHEDULE_ACTIONS = CONVERGENCE_ACTIONS
 #: Vdsm's migration_monitor_interval: the schedule is considered once per pulse.
 DEFAULT_PULSE_S = 10.0
 

@@ -34,11 +34,11 @@ from django.utils import timezone
 from clusters.models import VM, Host, HostStatus, VMStatus
 from clusters.services import host_mark_unreachable, host_report_capabilities, vm_create
 from core.audit import Actor, audit_record, snapshot
+from core.routing import host_queue
 from migrations_app.dispatch import dispatch_ready, release
 from migrations_app.evacuation import evacuation_check, host_failed_evacuate
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_app.progress import record_progress
-from migrations_app.routing import host_queue
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "i
 
 def send(job: MigrationJob, *, app: Any = None) -> bool:
     """Hand one queued job's task to the broker and mark it sent; False when the broker refused."""
-    from migrations_app.tasks import MIGRATE, send_host_task
+    from migrations_app.host_tasks import MIGRATE, send_host_task
 
     with logs.bound(job_id=str(job.pk)):
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -132,7 +133,8 @@ class Plan:
         }
 
 
-def _tri(value: str, inherited: bool) -> bool:
+def tri_state(value: str, inherited: bool) -> bool:
+    """A cluster/VM tri-state option ("inherit" | "true" | "false") as on or off."""
     return inherited if value == INHERIT else value == TRUE
 
 
@@ -197,6 +199,12 @@ DECISION_REASONS = {
 }
 
 
+#: The decision codes, one member per DECISION_REASONS entry (the one list of them): the resolver,
+#: the cluster form's notes, the API's schema and the impact preview all read it, and a code that
+#: is not in it is refused where a decision is made.
+DecisionCode = StrEnum("DecisionCode", {code.upper(): code for code in DECISION_REASONS})  # type: ignore[misc]
+
+
 def _same_address(a: str, b: str) -> bool:
     a, b = a.strip("[]").lower().rstrip("."), b.strip("[]").lower().rstrip(".")
     try:
@@ -255,19 +263,19 @@ def resolve_plan(
     decisions: list[Decision] = []
 
     def decide(code: str, message: str) -> None:
-        decisions.append(Decision(code, message))
+        decisions.append(Decision(DecisionCode(code).value, message))
 
     policy = vm.policy or cluster.policy
     level = cluster.compatibility_version
-    encrypted = _tri(vm.migration_encrypted, _tri(cluster.migration_encrypted, defaults.encrypted))
+    encrypted = tri_state(vm.migration_encrypted, tri_state(cluster.migration_encrypted, defaults.encrypted))
     # A policy's own value wins; it is a decision when the admin set the cluster otherwise
     # (a cluster left to "inherit" takes the policy's value, or the global default without one).
-    auto_converge = _tri(cluster.migration_auto_converge, defaults.auto_converge)
+    auto_converge = tri_state(cluster.migration_auto_converge, defaults.auto_converge)
     if policy.auto_convergence != INHERIT:
         if cluster.migration_auto_converge != INHERIT and policy.auto_convergence != cluster.migration_auto_converge:
             decide("auto_converge_policy_override", policy_override_message("auto-converge", policy))
         auto_converge = policy.auto_convergence == TRUE
-    compressed = _tri(cluster.migration_compressed, defaults.compressed)
+    compressed = tri_state(cluster.migration_compressed, defaults.compressed)
     if policy.migration_compression != INHERIT:
         if cluster.migration_compressed != INHERIT and policy.migration_compression != cluster.migration_compressed:
             decide("compression_policy_override", policy_override_message("compression", policy))

@@ -133,7 +133,7 @@ def migration_cancel(*, actor: Actor, job: MigrationJob) -> MigrationJob:
         if not ended and _agent_silent(stored, now):
             # Nobody is watching the job to see the cancel: its agent is asked to end it from
             # libvirt's real state (abort if libvirt still migrates) as soon as it answers.
-            from migrations_app.tasks import request_reconcile
+            from migrations_app.host_tasks import request_reconcile
 
             transaction.on_commit(lambda: request_reconcile(stored))
         audit_record(actor=actor, action="cancel", instance=stored, before=before, after=snapshot(stored))

@@ -14,7 +14,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-ACTIONS = ("setDowntime", "postcopy", "abort")
+from ferry_common.vocabulary import CONVERGENCE_ACTIONS
+
+ACTIONS = CONVERGENCE_ACTIONS
 MAX_DOWNTIME_MS = 600_000
 
 

@@ -1,11 +1,10 @@
 from rest_framework.routers import SimpleRouter
 
-from clusters.api.views import ClusterLevelViewSet, ClusterViewSet, HostViewSet, VMViewSet
+from clusters.api.views import ClusterLevelViewSet
 
+# Clusters, hosts and VMs are routed by migrations_app.api.urls, whose viewsets add the actions
+# that plan and start migrations to clusters' own.
 router = SimpleRouter()
 router.register("cluster-levels", ClusterLevelViewSet, basename="clusterlevel")
-router.register("clusters", ClusterViewSet, basename="cluster")
-router.register("hosts", HostViewSet, basename="host")
-router.register("vms", VMViewSet, basename="vm")
 
 urlpatterns = router.urls

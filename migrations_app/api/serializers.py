@@ -3,12 +3,13 @@ from rest_framework import serializers
 
 from clusters.models import Host
 from core.api.fields import StrictPrimaryKeyRelatedField
+from ferry_common.vocabulary import CONVERGENCE_ACTIONS
 from migrations_app.models import MigrationJob
-from migrations_app.resolver import DECISION_REASONS
+from migrations_app.resolver import DecisionCode
 from migrations_app.selectors import job_waiting
 
 # One source for the codes: the resolver, which writes them.
-DECISION_CODES = tuple(DECISION_REASONS)
+DECISION_CODES = tuple(code.value for code in DecisionCode)
 LIBVIRT_PARAMS_SCHEMA = {
     "type": "object",
     "description": "libvirt's typed migration parameters, by their libvirt key.",
@@ -29,7 +30,7 @@ class PlanPolicySerializer(serializers.Serializer):
 
 
 class PlanActionSerializer(serializers.Serializer):
-    name = serializers.ChoiceField(choices=["setDowntime", "postcopy", "abort"])
+    name = serializers.ChoiceField(choices=list(CONVERGENCE_ACTIONS))
     params = serializers.ListField(child=serializers.CharField())
 
 

@@ -15,10 +15,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.routing import host_queue
 from migrations_app import dispatch
 from migrations_app.agent_services import Claim, job_claim, migration_claim, migration_finish
 from migrations_app.models import JobState, MigrationJob
-from migrations_app.routing import host_queue
 from migrations_app.selectors import migration_plan
 from migrations_app.tasks import reconcile
 from tests import broker

@@ -15,10 +15,10 @@ from clusters.models import VM, Host, HostStatus
 from clusters.services import host_activate, host_set_maintenance
 from core.audit import Actor
 from core.models import AuditEntry
+from core.routing import host_queue
 from migrations_app.agent_services import Claim, migration_claim, migration_finish
 from migrations_app.evacuation import evacuation_progress
 from migrations_app.models import Evacuation, JobState, MigrationJob
-from migrations_app.routing import host_queue
 from migrations_app.selectors import destination_search
 from policies.models import VERY_LARGE_VMS_ID
 from tests import broker

@@ -61,7 +61,7 @@ def test_a_host_in_maintenance_stays_there_on_any_report(status):
 
 def test_activate_asks_the_agent_and_waits_for_its_report(actor, django_capture_on_commit_callbacks, monkeypatch):
     asked = []
-    monkeypatch.setattr("migrations_app.tasks.enqueue_refresh_capabilities", asked.append)
+    monkeypatch.setattr("migrations_app.hosts.enqueue_refresh_capabilities", asked.append)
     host = HostFactory(status=HostStatus.MAINTENANCE)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -74,7 +74,7 @@ def test_activate_asks_the_agent_and_waits_for_its_report(actor, django_capture_
 
 
 def test_an_activation_whose_agent_fails_ends_non_operational_with_the_reason(actor, settings, monkeypatch):
-    monkeypatch.setattr("migrations_app.tasks.enqueue_refresh_capabilities", lambda host: None)
+    monkeypatch.setattr("migrations_app.hosts.enqueue_refresh_capabilities", lambda host: None)
     settings.FERRY_LIBVIRT_ALLOW_TCP = True
     # Nothing listens on port 1: libvirt's connection is refused at once.
     host = HostFactory(status=HostStatus.MAINTENANCE, libvirt_uri="qemu+tcp://127.0.0.1:1/system")
@@ -131,7 +131,7 @@ def test_reported_addresses_are_stored():
 
 def test_an_edit_that_brings_a_host_up_is_an_activation(admin_user, django_capture_on_commit_callbacks, monkeypatch):
     asked = []
-    monkeypatch.setattr("migrations_app.tasks.enqueue_refresh_capabilities", asked.append)
+    monkeypatch.setattr("migrations_app.hosts.enqueue_refresh_capabilities", asked.append)
     host = HostFactory(status=HostStatus.NON_OPERATIONAL)
     api = token_client(admin_user)
 
@@ -144,7 +144,7 @@ def test_an_edit_that_brings_a_host_up_is_an_activation(admin_user, django_captu
 
 
 def test_a_new_host_said_to_be_up_is_activated(admin_user, django_capture_on_commit_callbacks, monkeypatch):
-    monkeypatch.setattr("migrations_app.tasks.enqueue_refresh_capabilities", lambda host: None)
+    monkeypatch.setattr("migrations_app.hosts.enqueue_refresh_capabilities", lambda host: None)
     cluster = HostFactory().cluster
     data = {"name": "hv-new", "cluster": str(cluster.pk), "address": "10.9.9.9", "libvirt_uri": "qemu:///system"}
     with django_capture_on_commit_callbacks(execute=True):

@@ -1,10 +1,10 @@
-"""clusters.notes: the plain-English notes of the cluster form, checked against the resolver itself."""
+"""migrations_app.notes: the plain-English notes of the cluster form, checked against the resolver itself."""
 
 import itertools
 
 import pytest
 
-from clusters.notes import cluster_notes
+from migrations_app.notes import cluster_notes
 from migrations_app.resolver import ClusterValues, Defaults, HostValues, PolicyValues, VMValues, resolve_plan
 
 SCHEDULE = {

@@ -1,4 +1,6 @@
-"""Pages for clusters, hosts and VMs. Thin: forms parse, services write, templates show."""
+"""Pages for clusters, hosts and VMs (URL namespace "clusters"). Thin: forms parse, services write,
+templates show. They live here, above clusters, because they show and start migrations: a host's
+evacuation, a VM's jobs, the notes the resolver derives for a cluster form."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from core.services import StaleVersion
 from core.views import ObjectDetailView, ObjectEditView, ObjectListView, page_login_required
 from migrations_app.evacuation import RUNNING_VM_STATES, evacuation_progress
 from migrations_app.models import ACTIVE_STATES, MigrationJob
+from migrations_app.notes import form_notes
+from migrations_app.services import agent_token_issue
 
 logger = logging.getLogger(__name__)
 RECENT_JOBS = 10
@@ -57,7 +61,7 @@ class ClusterDetailView(ObjectDetailView):
             "hosts": obj.hosts.annotate(vm_count=Count("vms")).order_by("name"),
             "vms": VM.objects.filter(host__cluster=obj).select_related("host", "migration_policy"),
             "jobs": _jobs().filter(Q(source_host__cluster=obj) | Q(vm__host__cluster=obj)).distinct()[:RECENT_JOBS],
-            "notes": ClusterForm(instance=obj).notes(),
+            "notes": form_notes(ClusterForm(instance=obj)),
         }
 
 
@@ -65,6 +69,9 @@ class ClusterEditView(ObjectEditView):
     services = CLUSTER_SERVICES
     queryset = Cluster.objects.select_related("compatibility_version", "migration_policy")
     form_class = ClusterForm
+
+    def render_form(self, form, obj, **extra):
+        return super().render_form(form, obj, notes=form_notes(form), **extra)
 
 
 @require_GET
@@ -76,7 +83,8 @@ def cluster_form_refresh(request, pk=None):
     cluster = get_object_or_404(Cluster, pk=pk) if pk is not None else None
     form = ClusterForm(request.GET, instance=cluster)
     form.adjust_to_level()
-    return render(request, "clusters/cluster_form.html#refresh", {"form": form, "object": cluster})
+    context = {"form": form, "object": cluster, "notes": form_notes(form)}
+    return render(request, "clusters/cluster_form.html#refresh", context)
 
 
 # Hosts
@@ -178,8 +186,6 @@ def host_refresh(request, pk):
 @permission_required("clusters.change_host", raise_exception=True)
 def host_agent_token(request, pk):
     """A new agent token for the host, shown on this answer once (never stored, never redirected to)."""
-    from migrations_app.services import agent_token_issue
-
     host = get_object_or_404(Host, pk=pk)
     token, key = agent_token_issue(actor=Actor.of(request.user), host=host)
     response = render(request, "clusters/host_agent_token.html", {"host": host, "token": token, "key": key})

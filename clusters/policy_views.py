@@ -1,4 +1,6 @@
-"""Pages for migration policies. Built-ins are shown read-only; custom ones can be edited."""
+"""Pages for migration policies (URL namespace "policies"). Built-ins are shown read-only; custom ones
+can be edited. Here, above policies, because a policy's pages list the levels and clusters it is
+offered at."""
 
 from __future__ import annotations
 
@@ -6,8 +8,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 
 from clusters.models import ClusterLevel
+from clusters.policy_filtersets import MigrationPolicyFilterSet
 from core.views import ObjectDeleteView, ObjectDetailView, ObjectEditView, ObjectListView
-from policies.filtersets import MigrationPolicyFilterSet
 from policies.forms import PolicyForm
 from policies.models import MigrationPolicy
 from policies.services import BUILTIN_READ_ONLY, POLICY_SERVICES

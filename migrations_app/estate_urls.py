@@ -1,8 +1,8 @@
 from django.urls import path
 
-from clusters import views
 from clusters.services import CLUSTER_SERVICES, HOST_SERVICES, VM_SERVICES
 from core.views import ObjectDeleteView
+from migrations_app import estate_views as views
 
 app_name = "clusters"
 

@@ -1,8 +1,11 @@
+"""The migration policies API (/api/migration-policies/). Here, above policies, because its filters
+name a cluster or a compatibility level."""
+
 from drf_spectacular.utils import extend_schema, extend_schema_view
 
+from clusters.policy_filtersets import MigrationPolicyFilterSet
 from core.api.views import FerryModelViewSet
 from policies.api.serializers import MigrationPolicySerializer
-from policies.filtersets import MigrationPolicyFilterSet
 from policies.models import MigrationPolicy
 from policies.services import POLICY_SERVICES
 

@@ -1,6 +1,7 @@
 """Plain-English notes on what a cluster's migration options will silently turn into.
 
-A pure function over the values chosen in the cluster form. It follows the resolver's rules
+`cluster_notes` is a pure function over the values chosen in the cluster form; `form_notes` reads
+them from a ClusterForm. It follows the resolver's rules
 (migrations_app/resolver.py) and uses the same decision codes, so the form tells an admin
 beforehand what every migration's plan will later report. What depends on the VM or the link
 speed is said with "when"; what depends on the hosts is said only when their reports are known.
@@ -10,15 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clusters.forms import ClusterForm, form_choice, form_positive_int
+from clusters.models import Bandwidth, ParallelPolicy
+from core.choices import TriState
 from migrations_app.resolver import (
     ENCRYPTION_MIN_LEVEL,
     HYPERVISOR_BANDWIDTH_MIB_S,
     MBIT_PER_CONNECTION,
+    DecisionCode,
     Defaults,
     PolicyValues,
     level_tuple,
     policy_override_message,
+    tri_state,
 )
+from migrations_app.selectors import global_defaults, policy_values
 from policies.convergence import has_postcopy, has_schedule
 
 NO_DEFAULTS = Defaults()
@@ -29,10 +36,6 @@ PARALLEL_LABELS = {"disabled": "Disabled", "auto": "Auto", "auto_parallel": "Aut
 class Note:
     code: str
     message: str
-
-
-def _tri(value: str, inherited: bool) -> bool:
-    return inherited if value == "inherit" else value == "true"
 
 
 def cluster_notes(
@@ -54,7 +57,7 @@ def cluster_notes(
     notes: list[Note] = []
 
     def note(code: str, message: str) -> None:
-        notes.append(Note(code, message))
+        notes.append(Note(DecisionCode(code).value, message))
 
     for code, setting, cluster_value, policy_value in (
         ("auto_converge_policy_override", "auto-converge", auto_converge, policy.auto_convergence),
@@ -63,7 +66,7 @@ def cluster_notes(
         if "inherit" not in (cluster_value, policy_value) and cluster_value != policy_value:
             note(code, policy_override_message(setting, policy))
 
-    is_encrypted = _tri(encrypted, defaults.encrypted)
+    is_encrypted = tri_state(encrypted, defaults.encrypted)
     if is_encrypted and level_tuple(level) < ENCRYPTION_MIN_LEVEL:
         note(
             "encryption_unsupported_level",
@@ -123,7 +126,7 @@ def cluster_notes(
     when = "" if parallel_for_sure else " when a migration runs in parallel"
     if parallel_for_sure or parallel_maybe:
         if policy.migration_compression == "inherit":
-            is_compressed = _tri(compressed, defaults.compressed)
+            is_compressed = tri_state(compressed, defaults.compressed)
             whose = "Compression is on"
         else:
             is_compressed = policy.migration_compression == "true"
@@ -179,3 +182,30 @@ def _parallel(note, parallel: str, bandwidth: str, custom_mbps: int | None) -> t
     if parallel == "auto_parallel":
         return True, False
     return False, True
+
+
+def form_notes(form: ClusterForm) -> list[Note]:
+    """What the resolver will silently change, for the values currently in a cluster form."""
+    policy = form.selected_policy()
+    if policy is None:
+        return []
+    level = form.level
+    hosts = list(form.instance.hosts.all()) if form.stored is not None else []
+    return cluster_notes(
+        policy=policy_values(policy),
+        level=level.level,
+        parallel_supported=level.parallel_migrations_supported,
+        parallel=form_choice(form.value("parallel_migrations_policy"), ParallelPolicy, ParallelPolicy.DISABLED),
+        bandwidth=form_choice(form.value("migration_bandwidth"), Bandwidth, Bandwidth.AUTO),
+        bandwidth_custom_mbps=form_positive_int(form.value("migration_bandwidth_custom_mbps")),
+        encrypted=form_choice(form.value("migration_encrypted"), TriState, TriState.INHERIT),
+        compressed=form_choice(form.value("migration_compressed"), TriState, TriState.INHERIT),
+        auto_converge=form_choice(form.value("migration_auto_converge"), TriState, TriState.INHERIT),
+        defaults=global_defaults(),
+        hosts_without_zerocopy=tuple(
+            h.name for h in hosts if (h.capabilities or {}).get("zerocopy_migrations") is not True
+        ),
+        hosts_without_parallel=tuple(
+            h.name for h in hosts if (h.capabilities or {}).get("parallel_migrations") is False
+        ),
+    )

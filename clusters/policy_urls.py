@@ -1,6 +1,6 @@
 from django.urls import path
 
-from policies import views
+from clusters import policy_views as views
 
 app_name = "policies"
 

@@ -1,3 +1,5 @@
+"""Filters of the migration policy lists: what is offered at a cluster or a compatibility level."""
+
 import django_filters
 from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes

@@ -1,6 +1,6 @@
 from rest_framework.routers import SimpleRouter
 
-from policies.api.views import MigrationPolicyViewSet
+from clusters.api.policy_views import MigrationPolicyViewSet
 
 router = SimpleRouter()
 router.register("migration-policies", MigrationPolicyViewSet, basename="migrationpolicy")
