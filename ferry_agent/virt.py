@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -266,24 +267,47 @@ def _link_speed(conn: Any, address: str | None) -> int | None:
     """The speed (Mbit/s) of the NIC that carries address, the host's migration address: the
     interface of this machine that has that address, or, when that interface has no speed of its
     own (a bridge, a bond or a VLAN over other devices), the fastest "up" device under it. The
-    speeds are those of libvirt's node-device driver. None when unknown: no address, not an IP
-    address, a loopback address, no interface of this machine has it, or no speed is reported.
-    The agent runs on the hypervisor, so its own interfaces are the host's."""
-    if not address:
-        return None
-    try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
-        return None
-    if ip.is_loopback:
-        return None
-    names = interfaces_with_address(ip)
+    speeds are those of libvirt's node-device driver; a host name is resolved first. None when
+    unknown: no address, a loopback address, a name that does not resolve, no interface of this
+    machine has it, or no speed is reported. The agent runs on the hypervisor, so its own
+    interfaces are the host's."""
+    ips = [ip for ip in _addresses_of(address) if not ip.is_loopback]
+    names = [name for ip in ips for name in interfaces_with_address(ip)]
     if not names:
-        log.info("link speed: no interface of this machine has the migration address %s", ip)
+        log.info("link speed: no interface of this machine has the migration address %s", address)
         return None
     speeds = _node_device_speeds(conn)
     found = [speed for name in names if (speed := _speed_under(name, speeds)) is not None]
     return max(found) if found else None
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")  # RFC 1123, nothing else
+
+
+def _addresses_of(address: str | None) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The IP addresses address names: itself when it is one, else what the host name resolves to
+    (within 10 s); [] for anything else."""
+    if not address:
+        return []
+    try:
+        return [ipaddress.ip_address(address.strip("[]"))]
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(address):
+        return []
+    try:
+        infos = _run(lambda: socket.getaddrinfo(address, None, type=socket.SOCK_STREAM), 10, "resolve")
+    except (_TimedOut, OSError) as exc:
+        log.info("link speed: cannot resolve %s: %s", address, exc)
+        return []
+    found = []
+    for info in infos:
+        try:
+            found.append(ipaddress.ip_address(str(info[4][0]).split("%")[0]))
+        except ValueError:
+            continue
+    return list(dict.fromkeys(found))
 
 
 def _node_device_speeds(conn: Any) -> dict[str, int]:

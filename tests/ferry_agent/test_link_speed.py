@@ -71,11 +71,22 @@ def test_a_bridge_or_bond_without_a_speed_of_its_own_takes_the_fastest_up_device
     assert virt._link_speed(conn, "2001:db8::5") == 20000
 
 
-@pytest.mark.parametrize("address", [None, "", "hv1.example.net", "127.0.0.2", "::1", "203.0.113.9"])
+@pytest.mark.parametrize(
+    "address", [None, "", "hv1.invalid", "127.0.0.2", "::1", "localhost", "203.0.113.9", "a b", "-x", "../etc"]
+)
 def test_unknown_when_the_address_is_not_an_ip_of_an_interface_of_this_machine(machine, address):
     addresses, _ = machine
     addresses.update({"eno1": ["192.0.2.10"]})
     assert virt._link_speed(Conn(Device("eno1", 1000)), address) is None
+
+
+def test_a_host_name_is_resolved_to_its_addresses(machine, monkeypatch):
+    addresses, _ = machine
+    addresses.update({"eno1": ["192.0.2.10"], "ens4f0": ["198.51.100.7"]})
+    conn = Conn(Device("eno1", 1000), Device("ens4f0", 25000))
+    resolved = {"hv1.example.net": [(2, 1, 6, "", ("192.0.2.10", 0))]}
+    monkeypatch.setattr(virt.socket, "getaddrinfo", lambda name, *a, **k: resolved[name])
+    assert virt._link_speed(conn, "hv1.example.net") == 1000
 
 
 def test_unknown_when_the_nic_reports_no_speed_or_is_down(machine):
