@@ -2,10 +2,11 @@
 
     python -m bench.lab_migrations --reps 3 --sweep-reps 1 --out var/bench/lab.json
 
-Runs on a lab of its own (LAB_ID=bench: netns ferrylab-bench, state in var/lab-bench/), so the
-end-to-end tests' default lab is never touched. Ferry's side is the bench database: a cluster
-"bench-lab" (4.7, Very large VMs) whose two hosts are the lab's daemons, and one real Celery
-worker per host serving that host's queue on Redis, as on a hypervisor.
+Runs on a lab of its own (LAB_ID=bench, or the LAB_ID of the environment: netns ferrylab-bench,
+state in var/lab-bench/), so the end-to-end tests' default lab is never touched. Ferry's side is
+the bench database: a cluster "bench-lab" (4.7, Very large VMs) whose two hosts are the lab's
+daemons, and one real Celery worker per host serving that host's queue on Redis, as on a
+hypervisor.
 
 - Overhead: the same guest migrates back and forth, alternating (F D D F F D ...) a migration
   driven through Ferry (POST /api/vms/{id}/migrate/ -> Redis -> the source's worker -> libvirt ->
@@ -36,7 +37,8 @@ from typing import Any
 
 from bench.common import OUT, PY, REPO, Worker, django_setup, log, summary, write_json
 
-LAB_ID = "bench"
+# The lab of the benchmarks (LAB_ID=bench unless the environment names another one).
+LAB_ID = os.environ.get("LAB_ID") or "bench"
 LAB_SH = REPO / "lab" / "lab.sh"
 STATE = REPO / "var" / f"lab-{LAB_ID}" / "state.json"
 NAMESPACE = f"ferrylab-{LAB_ID}"

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Ferry's benchmarks: `make bench` runs `bench/run.py --quick`.
 
-    bench/run.py [--quick] [--only control,impact,dispatch,lab] [--no-docs]
+    bench/run.py [--quick] [--only control,impact,dispatch,lab,lab_long] [--no-docs]
 
 Runs each benchmark in a process of its own (bench/control_plane.py, bench/impact.py,
-bench/dispatch.py, bench/lab_migrations.py), prints a readable table, then one line per figure,
+bench/dispatch.py, bench/lab_migrations.py, bench/lab_long.py), prints a readable table, then one line per figure,
 `FIGURE <name> <value> <unit>`, and writes the full results with the machine's description to
 docs/benchmarks.md and its plots to docs/benchmarks-*.png. Raw results: var/bench/.
 
@@ -54,6 +54,9 @@ GOALS: list[tuple[str, str, str, Any]] = [
     ("lab_auto_vs_best_ratio", "ratio", ">= 0.95", lambda v, r: v >= 0.95),
     ("lab_vlvm_converges", "bool", "1", lambda v, r: v == 1),
     ("lab_minimal_converges", "bool", "report (0 expected)", None),
+    ("lab_long_overhead_ratio", "ratio", "<= 1.02", lambda v, r: v <= 1.02),
+    ("ferry_own_ms", "ms", "<= 50", lambda v, r: v <= 50),
+    ("dead_agent_detect_s", "s", "<= 120", lambda v, r: v <= 120),
 ]
 
 
@@ -211,6 +214,16 @@ def run_lab(mode: dict[str, Any]) -> dict[str, Any]:
     return json.loads((OUT / "lab.json").read_text())
 
 
+def run_lab_long(mode: dict[str, Any]) -> dict[str, Any]:
+    """Not in the default --only (about ten minutes): bench/run.py --only lab_long."""
+    reason = common.database_reachable() or common.broker_reachable()
+    if reason:
+        return {"skipped": reason}
+    common.recreate_database()  # the bench database, dropped and created again, as each benchmark does
+    child("lab_long", "--out", str(OUT / "lab_long.json"), timeout=3600)
+    return json.loads((OUT / "lab_long.json").read_text())
+
+
 # ------------------------------------------------------------------------------ figures
 def figures(results: dict[str, Any]) -> dict[str, tuple[Any, str]]:
     """name -> (value, unit); None where a benchmark did not run."""
@@ -240,6 +253,9 @@ def figures(results: dict[str, Any]) -> dict[str, tuple[Any, str]]:
     if "dispatch_ms" in d:
         fig["dispatch_p50_ms"] = (d["dispatch_ms"]["p50"], "ms")
         fig["dispatch_p95_ms"] = (d["dispatch_ms"]["p95"], "ms")
+    from bench.lab_long import figures as lab_long_figures
+
+    fig.update(lab_long_figures(results.get("lab_long", {})))
     lab = results.get("lab", {})
     if "overhead" in lab:
         fig["lab_overhead_ratio"] = (lab["overhead"]["ratio"], "ratio")
@@ -334,7 +350,13 @@ def main() -> int:
     results: dict[str, Any] = {"mode": mode_name, "parameters": mode, "machine": machine(), "skipped": {}}
     results["started_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     failed = False
-    steps = {"control": run_control, "impact": run_impact, "dispatch": run_dispatch, "lab": run_lab}
+    steps = {
+        "control": run_control,
+        "impact": run_impact,
+        "dispatch": run_dispatch,
+        "lab": run_lab,
+        "lab_long": run_lab_long,
+    }
     for name in args.only.split(","):
         log(f"--- {name}")
         try:

@@ -58,19 +58,28 @@ class Agent:
 
 
 # ------------------------------------------------------------------------------ host reports
-def _own_libvirt_uri(agent: Agent) -> str:
-    """The libvirt URI Ferry holds for this host now (an admin may have changed it)."""
+def _own_host(agent: Agent) -> dict:
+    """What Ferry holds for this host now (an admin may have changed its URI or address)."""
     info = agent.client.host_info()
     if str(info.get("id")) != agent.host_id:
         raise Refused(f"Ferry answered for host {info.get('id')}, not {agent.host_id}")
-    return info.get("libvirt_uri")
+    return info
+
+
+def _own_libvirt_uri(agent: Agent) -> str:
+    """The libvirt URI Ferry holds for this host now (an admin may have changed it)."""
+    return _own_host(agent).get("libvirt_uri")
 
 
 def refresh_capabilities(agent: Agent) -> dict:
-    """Read libvirt's capabilities and report them, or report why they could not be read."""
-    uri = _own_libvirt_uri(agent)
+    """Read libvirt's capabilities and report them, or report why they could not be read. The
+    link speed is that of the NIC carrying the host's migration address (Ferry's `address`)."""
+    info = _own_host(agent)
+    uri, address = info.get("libvirt_uri"), info.get("address")
     try:
-        capabilities = virt.host_capabilities(agent.uris.libvirt(uri), timeout=LIBVIRT_TIMEOUT_S)
+        capabilities = virt.host_capabilities(
+            agent.uris.libvirt(uri), timeout=LIBVIRT_TIMEOUT_S, migration_address=address if address else None
+        )
     except Refused as error:
         log.warning("host %s: %s", agent.host_id, error)
         return agent.client.report_capabilities({"error": {"check": "libvirt_uri", "message": str(error)}})

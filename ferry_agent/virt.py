@@ -16,12 +16,19 @@ stuck inside libvirt until libvirt gives up) and reported as VirtError / timed_o
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import json
 import logging
 import os
+import re
+import shutil
+import socket
+import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from ferry_common import logs
@@ -214,13 +221,14 @@ def _binding_version() -> str:
 
 
 # ------------------------------------------------------------------------------ host
-def host_capabilities(uri: str, *, timeout: float = 30.0) -> dict:
+def host_capabilities(uri: str, *, timeout: float = 30.0, migration_address: str | None = None) -> dict:
     """What the libvirt host at uri can do.
 
     Returns exactly: libvirt_version (str, "9.0.0"), qemu_version (str, "7.2.0"), agent_version
     (str, the libvirt-python binding version), zerocopy_migrations (bool), parallel_migrations
-    (bool), cpu_count (int), memory_mib (int), link_speed_mbps (int | None: the fastest "up" NIC
-    that the host's node-device driver reports, None when unknown).
+    (bool), cpu_count (int), memory_mib (int), link_speed_mbps (int | None: the speed of the NIC
+    that carries migration_address, the host's migration address, as the host's node-device
+    driver reports it; None when unknown, see _link_speed).
     Raises VirtError when the host cannot be reached within timeout seconds.
     """
     lv = _lv()
@@ -240,7 +248,7 @@ def host_capabilities(uri: str, *, timeout: float = 30.0) -> dict:
             "parallel_migrations": hasattr(lv, "VIR_MIGRATE_PARALLEL") and libver >= _PARALLEL_MIN_LIBVIRT,
             "cpu_count": int(info[2]),
             "memory_mib": _memory_mib(conn, info),
-            "link_speed_mbps": _link_speed(conn),
+            "link_speed_mbps": _link_speed(conn, migration_address),
         }
 
     return _with_conn(uri, timeout, "host capabilities", work)
@@ -256,24 +264,127 @@ def _memory_mib(conn: Any, info: list) -> int:
         return int(info[1])
 
 
-def _link_speed(conn: Any) -> int | None:
+def _link_speed(conn: Any, address: str | None) -> int | None:
+    """The speed (Mbit/s) of the NIC that carries address, the host's migration address: the
+    interface of this machine that has that address, or, when that interface has no speed of its
+    own (a bridge, a bond or a VLAN over other devices), the fastest "up" device under it. The
+    speeds are those of libvirt's node-device driver; a host name is resolved first. None when
+    unknown: no address, a loopback address, a name that does not resolve, no interface of this
+    machine has it, or no speed is reported. The agent runs on the hypervisor, so its own
+    interfaces are the host's."""
+    ips = [ip for ip in _addresses_of(address) if not ip.is_loopback]
+    names = [name for ip in ips for name in interfaces_with_address(ip)]
+    if not names:
+        log.info("link speed: no interface of this machine has the migration address %s", address)
+        return None
+    speeds = _node_device_speeds(conn)
+    found = [speed for name in names if (speed := _speed_under(name, speeds)) is not None]
+    return max(found) if found else None
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")  # RFC 1123, nothing else
+
+
+def _addresses_of(address: str | None) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The IP addresses address names: itself when it is one, else what the host name resolves to
+    (within 10 s); [] for anything else."""
+    if not address:
+        return []
+    try:
+        return [ipaddress.ip_address(address.strip("[]"))]
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(address):
+        return []
+    try:
+        infos = _run(lambda: socket.getaddrinfo(address, None, type=socket.SOCK_STREAM), 10, "resolve")
+    except (_TimedOut, OSError) as exc:
+        log.info("link speed: cannot resolve %s: %s", address, exc)
+        return []
+    found = []
+    for info in infos:
+        try:
+            found.append(ipaddress.ip_address(str(info[4][0]).split("%")[0]))
+        except ValueError:
+            continue
+    return list(dict.fromkeys(found))
+
+
+def _node_device_speeds(conn: Any) -> dict[str, int]:
+    """interface name -> link speed (Mbit/s) of the "up" network devices libvirt reports."""
     lv = _libvirt
     try:
         devices = conn.listAllDevices(lv.VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET)
     except Exception:  # no node-device driver: unknown
-        return None
-    best = None
+        return {}
+    speeds: dict[str, int] = {}
     for dev in devices:
         try:
             # the XML comes from the libvirt daemon itself, not from an untrusted party
-            link = ET.fromstring(dev.XMLDesc(0)).find("./capability/link")  # noqa: S314
+            capability = ET.fromstring(dev.XMLDesc(0)).find("./capability")  # noqa: S314
         except Exception as exc:
             log.debug("node device XML: %s", exc)
             continue
-        if link is None or link.get("state") != "up" or not (link.get("speed") or "").isdigit():
+        if capability is None:
             continue
-        best = max(best or 0, int(link.get("speed")))
-    return best
+        name, link = capability.findtext("interface"), capability.find("link")
+        if not name or link is None or link.get("state") != "up" or not (link.get("speed") or "").isdigit():
+            continue
+        speeds[name] = int(link.get("speed") or 0)
+    return speeds
+
+
+_IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")  # a Linux interface name, never a path
+SYS_CLASS_NET = Path("/sys/class/net")
+
+
+def _speed_under(name: str, speeds: dict[str, int], depth: int = 0) -> int | None:
+    """name's own speed, else the fastest of the devices under it (/sys/class/net/<name>/lower_*)."""
+    if not _IFNAME.match(name) or name in (".", ".."):
+        return None
+    if name in speeds:
+        return speeds[name]
+    if depth >= 4:
+        return None
+    below = [_speed_under(p.name.removeprefix("lower_"), speeds, depth + 1) for p in lower_devices(name)]
+    found = [speed for speed in below if speed is not None]
+    return max(found) if found else None
+
+
+def lower_devices(name: str) -> list[Path]:
+    """The devices under interface name (a bridge's ports, a bond's slaves, a VLAN's parent)."""
+    if not _IFNAME.match(name) or name in (".", ".."):
+        return []
+    try:
+        return sorted((SYS_CLASS_NET / name).glob("lower_*"))
+    except OSError:
+        return []
+
+
+def interfaces_with_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[str]:
+    """The names of this machine's interfaces that have the address ip (`ip -json address show`)."""
+    ip_tool = shutil.which("ip")  # iproute2; fixed arguments, nothing from outside
+    if ip_tool is None:
+        log.info("link speed: iproute2's ip is missing: this machine's addresses are unknown")
+        return []
+    try:
+        out = subprocess.run(  # noqa: S603 (the ip tool found on PATH, fixed arguments)
+            [ip_tool, "-json", "address", "show"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+        interfaces = json.loads(out)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        log.info("link speed: cannot list this machine's addresses: %s", exc)
+        return []
+    names = []
+    for interface in interfaces if isinstance(interfaces, list) else []:
+        for info in interface.get("addr_info") or []:
+            try:
+                if ipaddress.ip_address(str(info.get("local"))) == ip:
+                    names.append(str(interface.get("ifname")))
+            except ValueError:
+                continue
+    return names
 
 
 # ------------------------------------------------------------------------------ domains

@@ -88,7 +88,13 @@ class Claim(Enum):
 # ------------------------------------------------------------------------------ the host itself
 def host_info(host: Host) -> dict:
     """Who this agent is, and where Ferry sends its tasks."""
-    return {"id": str(host.pk), "name": host.name, "libvirt_uri": host.libvirt_uri, "queue": host_queue(host.pk)}
+    return {
+        "id": str(host.pk),
+        "name": host.name,
+        "libvirt_uri": host.libvirt_uri,
+        "address": host.address,  # the migration address: the agent reports the speed of its NIC
+        "queue": host_queue(host.pk),
+    }
 
 
 def report_capabilities(host: Host, payload: dict) -> dict:

@@ -97,6 +97,7 @@ def test_the_command_prints_a_new_token_whose_key_is_the_last_line_and_the_previ
         "id": str(mine.pk),
         "name": "hv-mine",
         "libvirt_uri": mine.libvirt_uri,
+        "address": mine.address,
         "queue": f"host.{mine.pk}",
     }
     entries = AuditEntry.objects.filter(object_id=str(mine.pk), action="agent_token")
