@@ -66,8 +66,8 @@ def dead_agent(ferry: Ferry, state: dict[str, Any], guest: dict[str, Any]) -> di
     """Kill -9 the source's worker mid-migration, start it again, let the reconciler find out."""
     from django.conf import settings
 
+    from core.routing import host_queue
     from migrations_app.models import TERMINAL_STATES, MigrationJob
-    from migrations_app.routing import host_queue
     from migrations_app.tasks import reconcile
 
     vm = ferry.vm(guest)
