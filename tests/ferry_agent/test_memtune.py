@@ -120,3 +120,10 @@ def test_nothing_to_look_at_is_not_known(tmp_path):
     assert memlock.qemu_memlock_enforced([UUID], proc=proc) is None
     assert memlock.qemu_memlock_enforced([], proc=proc) is None
     assert memlock.qemu_memlock_enforced([UUID], proc=str(tmp_path / "missing")) is None
+
+
+def test_a_libvirt_on_another_machine_is_not_looked_for_here():
+    """Its QEMU processes are not in this machine's /proc: the agent says it does not know."""
+    from ferry_agent.runner import _memlock_enforced
+
+    assert _memlock_enforced("qemu+tls://kvm01.example/system") is None
