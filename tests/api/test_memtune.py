@@ -145,3 +145,19 @@ def test_the_cluster_impact_counts_a_limited_vm_apart(api, estate):
     limited = next(g for g in body["groups"] if str(estate.vm.pk) in g["vms"])
     assert "zerocopy_memtune_limit" in limited["codes"] and limited["zerocopy"] is False
     assert any(g["zerocopy"] for g in body["groups"])  # the others keep zero-copy
+
+
+@pytest.mark.parametrize(
+    ("enforced", "shown"),
+    [
+        (True, 'id="memlock">Enforced'),
+        (False, 'id="memlock">Not enforced'),
+        (None, 'id="memlock"><span class="muted">Not reported'),
+    ],
+)
+def test_the_host_page_says_whether_locked_memory_is_enforced(admin_client, estate, enforced, shown):
+    Host.objects.filter(pk=estate.source.pk).update(
+        capabilities=dict(estate.source.capabilities, memlock_enforced=enforced)
+    )
+    page = admin_client.get(f"/hosts/{estate.source.pk}/").content.decode()
+    assert shown in page
