@@ -90,11 +90,10 @@ def _memlock_enforced(uri: str) -> bool | None:
     if urlsplit(uri).hostname:
         return None
     try:
-        domains = virt.list_domains(uri, timeout=LIBVIRT_TIMEOUT_S)
+        running = virt.active_domain_uuids(uri, timeout=LIBVIRT_TIMEOUT_S)
     except virt.VirtError as error:
-        log.info("memlock: cannot list the domains at %s: %s", uri, error)
+        log.info("memlock: cannot list the running domains at %s: %s", uri, error)
         return None
-    running = [domain["uuid"] for domain in domains if domain["state"] in ACTIVE_DOMAIN_STATES]
     return memlock.qemu_memlock_enforced(running)
 
 

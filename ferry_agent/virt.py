@@ -36,6 +36,7 @@ __all__ = [
     "MigrationMonitor",
     "VirtError",
     "abort_job",
+    "active_domain_uuids",
     "domain_state",
     "follow_job",
     "host_capabilities",
@@ -393,6 +394,16 @@ def list_domains(uri: str, *, timeout: float = 30.0) -> list[dict]:
         return sorted(out, key=lambda d: (d["name"], d["uuid"]))
 
     return _with_conn(uri, timeout, "list domains", work)
+
+
+def active_domain_uuids(uri: str, *, timeout: float = 30.0) -> list[str]:
+    """The UUIDs of the domains that run (or are paused) on the host at uri: those with a QEMU."""
+    lv = _lv()
+
+    def work(conn: Any) -> list[str]:
+        return sorted(dom.UUIDString() for dom in conn.listAllDomains(lv.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
+
+    return _with_conn(uri, timeout, "active domains", work)
 
 
 def domain_state(uri: str, uuid: str, *, timeout: float = 30.0) -> str | None:

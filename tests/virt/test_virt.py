@@ -269,6 +269,8 @@ def test_list_domains_and_domain_state(lab):
         "memtune_hard_limit_mib": lab_hard_limit_mib(),
     }
     assert entry["uuid"] not in {d["uuid"] for d in virt.list_domains(lab.uri(lab.other(host)))}
+    assert entry["uuid"] in virt.active_domain_uuids(lab.uri(host))
+    assert entry["uuid"] not in virt.active_domain_uuids(lab.uri(lab.other(host)))
     assert virt.domain_state(lab.uri(host), entry["uuid"]) == "up"
     assert virt.domain_state(lab.uri(lab.other(host)), entry["uuid"]) is None
     assert virt.domain_state(lab.uri(host), "12345678-1234-4234-8234-123456789abc") is None
