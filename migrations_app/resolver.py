@@ -8,6 +8,7 @@ as a decision with a stable code; the migration always proceeds with whatever re
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -258,7 +259,7 @@ def _fallback_reason(bandwidth: int | None, automatic: int | None, vcpus: int, h
     )
 
 
-def _memtune_rule(vm: VMValues, source: HostValues, decide: Any) -> bool:
+def _memtune_rule(vm: VMValues, source: HostValues, decide: Callable[[str, str], None]) -> bool:
     """Whether zero-copy stays on for the VM's memtune hard limit. libvirt lets QEMU lock no more
     than a declared hard limit, and zero-copy pins the guest's RAM as it sends it: a limit below
     the RAM plus QEMU's margin fails the migration wherever the source enforces locked memory
