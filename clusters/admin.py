@@ -125,7 +125,7 @@ class VMAdmin(ServiceAdmin):
     list_filter = ("status", "highly_available", "host__cluster", "migration_policy")
     list_select_related = ("host__cluster", "migration_policy")
     search_fields = ("name", "uuid", "host__name")
-    readonly_fields = ("version",)
+    readonly_fields = ("memtune_hard_limit_mib", "version")
     services = VM_SERVICES
 
     @admin.display(ordering="host__cluster__name")

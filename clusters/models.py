@@ -276,6 +276,9 @@ CAPABILITY_TYPES: dict[str, tuple[type, ...]] = {
     "migration_max_bandwidth_mib_s": (int,),
     # The addresses the host's agent found on its own interfaces: where guest memory may be sent.
     "addresses": (list,),
+    # Whether the host's QEMU processes are held to their locked-memory limit (false: they hold
+    # CAP_IPC_LOCK, so a VM's memtune hard limit does not stop zero-copy); null: not known.
+    "memlock_enforced": (bool,),
 }
 #: A report without one of these (or with it null) is not a report: it never brings a host up.
 REQUIRED_CAPABILITIES = (
@@ -404,6 +407,10 @@ def uri_host(address: str) -> str:
     return f"[{address}]" if ":" in address and not address.startswith("[") else address
 
 
+#: The largest memtune hard limit Ferry stores (1 EiB): an agent reporting more is refused.
+MEMTUNE_MAX_MIB = 2**40
+
+
 class VMStatus(models.TextChoices):
     UP = "up", "Up"
     PAUSED = "paused", "Paused"
@@ -450,6 +457,17 @@ class VM(_OriginalValuesMixin, VersionedModel):
     highly_available = models.BooleanField(
         default=False,
         help_text="Moved off a failing host under the error handling migrate_highly_available.",
+    )
+    # Only the host's agent sets it, from the domain XML's <memtune><hard_limit>: zero-copy must be
+    # able to lock the guest's whole RAM, which such a limit may forbid (README, "Zero-copy and the
+    # memory hard limit").
+    memtune_hard_limit_mib = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        validators=[MaxValueValidator(MEMTUNE_MAX_MIB)],
+        verbose_name="memtune hard limit (MiB)",
+        help_text="Read from the domain XML's <memtune><hard_limit> by its host's agent; empty: none.",
     )
 
     class Meta:

@@ -12,8 +12,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from ferry_agent import virt
+from ferry_agent import memlock, virt
 from ferry_agent.checks import Refused, UriPolicy, check_order, domain_uuid
 from ferry_agent.client import Client, ClientError
 
@@ -87,7 +88,22 @@ def refresh_capabilities(agent: Agent) -> dict:
         log.warning("host %s: libvirt unreachable at %s: %s", agent.host_id, uri, error)
         return agent.client.report_capabilities({"error": {"check": "libvirt_connection", "message": str(error)}})
     capabilities["migration_max_bandwidth_mib_s"] = agent.max_bandwidth_mib_s
+    capabilities["memlock_enforced"] = _memlock_enforced(agent.uris.libvirt(uri))
     return agent.client.report_capabilities({"capabilities": capabilities})
+
+
+def _memlock_enforced(uri: str) -> bool | None:
+    """Whether this host's running QEMU processes are held to their locked-memory limit
+    (ferry_agent.memlock), or None when that cannot be seen from here: a libvirt on another
+    machine (a URI naming a host), or no running domain to look at."""
+    if urlsplit(uri).hostname:
+        return None
+    try:
+        running = virt.active_domain_uuids(uri, timeout=LIBVIRT_TIMEOUT_S)
+    except virt.VirtError as error:
+        log.info("memlock: cannot list the running domains at %s: %s", uri, error)
+        return None
+    return memlock.qemu_memlock_enforced(running)
 
 
 def sync_inventory(agent: Agent) -> dict:

@@ -44,11 +44,13 @@ __all__ = [
     "MigrationMonitor",
     "VirtError",
     "abort_job",
+    "active_domain_uuids",
     "domain_state",
     "follow_job",
     "host_capabilities",
     "job_running",
     "list_domains",
+    "memtune_hard_limit_mib",
     "migrate",
 ]
 
@@ -400,12 +402,82 @@ def _state_name(state: int, reason: int) -> str:
     return "unknown"
 
 
+#: The largest memtune hard limit reported (1 EiB, Ferry's own bound): more is refused.
+MAX_HARD_LIMIT_MIB = 2**40
+#: libvirt's VIR_DOMAIN_MEMORY_PARAM_UNLIMITED (KiB): a hard limit of "no limit".
+_UNLIMITED_KIB = 9_007_199_254_740_991
+#: A domain XML larger than this is not read (libvirt's own are a few KiB).
+MAX_DOMAIN_XML = 4 * 1024 * 1024
+#: libvirt's scaled-integer units (case-insensitive, as libvirt reads them); none means KiB.
+_UNITS = {
+    "b": 1,
+    "bytes": 1,
+    "kb": 10**3,
+    "k": 2**10,
+    "kib": 2**10,
+    "mb": 10**6,
+    "m": 2**20,
+    "mib": 2**20,
+    "gb": 10**9,
+    "g": 2**30,
+    "gib": 2**30,
+    "tb": 10**12,
+    "t": 2**40,
+    "tib": 2**40,
+    "pb": 10**15,
+    "p": 2**50,
+    "pib": 2**50,
+    "eb": 10**18,
+    "e": 2**60,
+    "eib": 2**60,
+}
+
+
+def memtune_hard_limit_mib(xml: str) -> int | None:
+    """The <memtune><hard_limit> of a domain XML in MiB (floored), or None when it declares none.
+
+    The XML is read as untrusted text: a document with a DTD or entities, one too large, a value
+    that is not a plain whole number, an unknown unit or a limit above MAX_HARD_LIMIT_MIB raise
+    ValueError (the caller then reports nothing about the limit rather than a wrong one)."""
+    if not isinstance(xml, str) or len(xml) > MAX_DOMAIN_XML:
+        raise ValueError("the domain XML is not text, or is too large")
+    upper = xml.upper()
+    if "<!DOCTYPE" in upper or "<!ENTITY" in upper:
+        # libvirt never writes a DTD or an entity: refuse what could expand or fetch
+        raise ValueError("the domain XML carries a DTD or an entity declaration")
+    try:
+        root = ET.fromstring(xml)  # noqa: S314 - no DTD or entity can reach the parser (checked above)
+    except ET.ParseError as error:
+        raise ValueError(f"the domain XML does not parse: {error}") from None
+    limits = root.findall("./memtune/hard_limit")
+    if not limits:
+        return None
+    if len(limits) > 1:
+        raise ValueError("the domain XML declares <hard_limit> twice")
+    element = limits[0]
+    text = (element.text or "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 24:
+        raise ValueError(f"hard_limit {text[:30]!r} is not a whole number")
+    unit = (element.get("unit") or "KiB").strip().lower()
+    if unit not in _UNITS:
+        raise ValueError(f"hard_limit has an unknown unit {unit[:20]!r}")
+    value = int(text)
+    if _UNITS[unit] == 2**10 and value >= _UNLIMITED_KIB:
+        return None  # libvirt's own "unlimited"
+    mib = value * _UNITS[unit] // 2**20
+    if mib > MAX_HARD_LIMIT_MIB:
+        raise ValueError(f"hard_limit of {mib} MiB is above {MAX_HARD_LIMIT_MIB} MiB")
+    return mib
+
+
 def list_domains(uri: str, *, timeout: float = 30.0) -> list[dict]:
     """All domains (active and defined) of the host at uri.
 
-    Each: {uuid (str), name (str), memory_mib (int, maximum memory), vcpus (int), state}, state
-    being "up" (running), "paused", "migrating" (paused by a migration), "down" (shut off or
-    crashed) or "unknown".  Raises VirtError when the host cannot be reached.
+    Each: {uuid (str), name (str), memory_mib (int, maximum memory), vcpus (int), state,
+    memtune_hard_limit_mib (int MiB, or None when the domain declares no <memtune><hard_limit>)},
+    state being "up" (running), "paused", "migrating" (paused by a migration), "down" (shut off or
+    crashed) or "unknown". A hard limit that cannot be read (memtune_hard_limit_mib) leaves the key
+    out, and is logged. Raises VirtError when the host cannot be reached.
     """
     lv = _lv()
 
@@ -415,15 +487,18 @@ def list_domains(uri: str, *, timeout: float = 30.0) -> list[dict]:
             try:
                 state, reason = dom.state()
                 info = dom.info()  # [state, maxMem KiB, memory KiB, nrVirtCpu, cpuTime]
-                out.append(
-                    {
-                        "uuid": dom.UUIDString(),
-                        "name": dom.name(),
-                        "memory_mib": int(info[1]) // 1024,
-                        "vcpus": int(info[3]),
-                        "state": _state_name(state, reason),
-                    }
-                )
+                domain = {
+                    "uuid": dom.UUIDString(),
+                    "name": dom.name(),
+                    "memory_mib": int(info[1]) // 1024,
+                    "vcpus": int(info[3]),
+                    "state": _state_name(state, reason),
+                }
+                try:
+                    domain["memtune_hard_limit_mib"] = memtune_hard_limit_mib(dom.XMLDesc(0))
+                except ValueError as error:
+                    log.warning("domain %s: memtune hard limit not reported: %s", domain["uuid"], error)
+                out.append(domain)
             except lv.libvirtError as exc:
                 if exc.get_error_code() != lv.VIR_ERR_NO_DOMAIN:
                     raise
@@ -431,6 +506,16 @@ def list_domains(uri: str, *, timeout: float = 30.0) -> list[dict]:
         return sorted(out, key=lambda d: (d["name"], d["uuid"]))
 
     return _with_conn(uri, timeout, "list domains", work)
+
+
+def active_domain_uuids(uri: str, *, timeout: float = 30.0) -> list[str]:
+    """The UUIDs of the domains that run (or are paused) on the host at uri: those with a QEMU."""
+    lv = _lv()
+
+    def work(conn: Any) -> list[str]:
+        return sorted(dom.UUIDString() for dom in conn.listAllDomains(lv.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
+
+    return _with_conn(uri, timeout, "active domains", work)
 
 
 def domain_state(uri: str, uuid: str, *, timeout: float = 30.0) -> str | None:

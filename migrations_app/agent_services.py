@@ -31,7 +31,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from clusters.models import VM, Host, HostStatus, VMStatus
+from clusters.models import MEMTUNE_MAX_MIB, VM, Host, HostStatus, VMStatus
 from clusters.services import host_mark_unreachable, host_report_capabilities, vm_create
 from core.audit import Actor, audit_record, snapshot
 from core.routing import host_queue
@@ -67,8 +67,6 @@ MAX_STATS_BYTES = 16 * 1024
 MAX_MESSAGE = 1000
 CHECK_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 RESULT_FLAGS = ("ok", "cancelled", "timed_out", "stalled", "refused", "aborted_by_schedule", "postcopy_started")
-#: Where the VM model records the memtune hard limit its host's agent found, inventories store it.
-HAS_MEMTUNE = any(field.name == "memtune_hard_limit_mib" for field in VM._meta.concrete_fields)
 
 
 class AgentForbidden(Exception):
@@ -154,7 +152,7 @@ def report_inventory(host: Host, payload: dict) -> dict:
             "vcpus": max(1, domain["vcpus"]),
             "status": domain["state"],
         }
-        if HAS_MEMTUNE and "memtune_hard_limit_mib" in domain:
+        if "memtune_hard_limit_mib" in domain:  # an agent that does not read it leaves it as it was
             values["memtune_hard_limit_mib"] = domain["memtune_hard_limit_mib"]
         vm = known.get(vm_uuid)
         if vm is None:
@@ -237,7 +235,7 @@ def _domains(payload: Any) -> dict[str, dict[str, Any]]:
         if "memtune_hard_limit_mib" in domain:
             limit = domain["memtune_hard_limit_mib"]
             checked["memtune_hard_limit_mib"] = (
-                None if limit is None else _whole(limit, f"{where}.memtune_hard_limit_mib", high=2**40)
+                None if limit is None else _whole(limit, f"{where}.memtune_hard_limit_mib", high=MEMTUNE_MAX_MIB)
             )
         out[vm_uuid] = checked
     return out

@@ -82,17 +82,20 @@ def cluster_impact(*, cluster: Cluster, proposed: dict[str, Any]) -> dict[str, A
             "parallel_migrations_policy",
             "custom_parallel_migrations",
             "migration_encrypted",
+            "memory_mib",
+            "memtune_hard_limit_mib",
         )
     )
     inputs: dict[tuple, list[str]] = defaultdict(list)
-    for pk, *key in rows:
-        inputs[tuple(key)].append(str(pk))
+    for pk, *key, memory, limit in rows:
+        # The memory counts only against a hard limit: VMs without one keep sharing their plan.
+        inputs[(*key, memory if limit is not None else None, limit)].append(str(pk))
     own_policies = {key[2] for key in inputs if key[2] is not None}
     policies = {p.pk: policy_values(p) for p in MigrationPolicy.objects.filter(pk__in=own_policies)}
     groups: dict[tuple, dict[str, Any]] = {}
     members: dict[tuple, list[str]] = defaultdict(list)
     total = 0
-    for (host_id, vcpus, policy_id, parallel, custom, encrypted), vm_ids in inputs.items():
+    for (host_id, vcpus, policy_id, parallel, custom, encrypted, memory, limit), vm_ids in inputs.items():
         total += len(vm_ids)
         plan = resolve_plan(
             vm=VMValues(
@@ -101,6 +104,8 @@ def cluster_impact(*, cluster: Cluster, proposed: dict[str, Any]) -> dict[str, A
                 parallel_migrations_policy=parallel,
                 custom_parallel_migrations=custom,
                 migration_encrypted=encrypted,
+                memory_mib=memory,
+                memtune_hard_limit_mib=limit,
             ),
             cluster=values,
             source=by_pk[host_id],

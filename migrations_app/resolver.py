@@ -8,6 +8,7 @@ as a decision with a stable code; the migration always proceeds with whatever re
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -17,6 +18,9 @@ from policies.convergence import has_postcopy, has_schedule, plan_schedule
 
 MAX_CONNECTIONS = 255  # QEMU takes an 8-bit multifd channel count
 MBIT_PER_CONNECTION = 10_240  # one automatic connection per 10 Gbit/s
+#: What zero-copy must be allowed to lock beyond the guest's RAM: QEMU's own pinned buffers. The
+#: margin libvirt itself allows when a guest's whole RAM must be locked (VFIO): 1 GiB.
+ZEROCOPY_LOCK_OVERHEAD_MIB = 1024
 #: Vdsm's migration_max_bandwidth: a host's own cap when the engine sends no figure.
 HYPERVISOR_BANDWIDTH_MIB_S = 52
 BASE_FLAGS = (
@@ -66,6 +70,9 @@ class VMValues:
     custom_parallel_migrations: int | None = None
     migration_encrypted: str = INHERIT
     paused: bool = False  # a paused VM migrates without post-copy, as oVirt does
+    memory_mib: int | None = None
+    memtune_hard_limit_mib: int | None = None  # <memtune><hard_limit> as its host's agent found it
+    name: str = ""  # for the decisions' wording only
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class HostValues:
     name: str = ""  # for the decisions' wording only
     max_bandwidth_mib_s: int | None = None  # the host's own configured cap, as its agent reported it
     addresses: tuple[str, ...] = ()  # the addresses the host's own agent reported
+    memlock_enforced: bool | None = None  # QEMU held to its locked-memory limit; None: not reported
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,9 @@ DECISION_REASONS = {
     "bandwidth_unknown_link_speed": "auto bandwidth without a known link speed: the source host's own cap applies",
     "hypervisor_schedule": "the policy sets no convergence schedule, so the hypervisor's own is used",
     "migration_address_unverified": "the destination's migration address is not one it is known to own",
+    "zerocopy_memtune_limit": "their memory hard limit (memtune) is below what zero-copy must lock",
+    "memtune_limit_not_enforced": "their memory hard limit is below what zero-copy locks, but their host does "
+    "not enforce locked memory",
 }
 
 
@@ -203,6 +214,11 @@ DECISION_REASONS = {
 #: the cluster form's notes, the API's schema and the impact preview all read it, and a code that
 #: is not in it is refused where a decision is made.
 DecisionCode = StrEnum("DecisionCode", {code.upper(): code for code in DECISION_REASONS})  # type: ignore[misc]
+
+
+def zerocopy_lock_mib(memory_mib: int) -> int:
+    """What a VM's memtune hard limit must allow for zero-copy: its RAM plus QEMU's own margin."""
+    return memory_mib + ZEROCOPY_LOCK_OVERHEAD_MIB
 
 
 def _same_address(a: str, b: str) -> bool:
@@ -226,8 +242,9 @@ def _on_off(value: bool) -> str:
     return "on" if value else "off"
 
 
-def _host(role: str, host: HostValues) -> str:
-    return f"The {role} host {host.name}" if host.name else f"The {role} host"
+def _host(role: str, host: HostValues, *, start: bool = True) -> str:
+    the = "The" if start else "the"
+    return f"{the} {role} host {host.name}" if host.name else f"{the} {role} host"
 
 
 def policy_override_message(setting: str, policy: PolicyValues) -> str:
@@ -248,6 +265,39 @@ def _fallback_reason(bandwidth: int | None, automatic: int | None, vcpus: int, h
         f"At {bandwidth} MiB/s and {vcpus} vCPUs only {automatic} parallel connection(s) would be used "
         f"(one per {MBIT_PER_CONNECTION // 1024} Gbit/s, at most one per vCPU), so this migration {how}."
     )
+
+
+def _memtune_rule(vm: VMValues, source: HostValues, decide: Callable[[str, str], None]) -> bool:
+    """Whether zero-copy stays on for the VM's memtune hard limit. libvirt lets QEMU lock no more
+    than a declared hard limit, and zero-copy pins the guest's RAM as it sends it: a limit below
+    the RAM plus QEMU's margin fails the migration wherever the source enforces locked memory
+    (or has not said it does not)."""
+    limit, memory = vm.memtune_hard_limit_mib, vm.memory_mib
+    if limit is None or memory is None or limit >= zerocopy_lock_mib(memory):
+        return True
+    needed = zerocopy_lock_mib(memory)
+    who = f"The VM {vm.name}" if vm.name else "The VM"
+    if source.memlock_enforced is False:
+        decide(
+            "memtune_limit_not_enforced",
+            f"{who} declares a memory hard limit (memtune) of {limit} MiB, below the {needed} MiB zero-copy "
+            f"locks, but {_host('source', source, start=False)} does not hold QEMU to its locked-memory limit, so this "
+            "migration uses zero-copy; it would not from a host that does.",
+        )
+        return True
+    unknown = (
+        f" ({_host('source', source, start=False)} has not reported whether it enforces locked memory)"
+        if source.memlock_enforced is None
+        else ""
+    )
+    decide(
+        "zerocopy_memtune_limit",
+        f"{who} declares a memory hard limit (memtune) of {limit} MiB, below the {needed} MiB zero-copy must "
+        f"lock (its {memory} MiB of memory plus {ZEROCOPY_LOCK_OVERHEAD_MIB} MiB for QEMU){unknown}, so this "
+        f"migration {NORMAL_COPY}: remove <hard_limit> from the VM's <memtune>, or raise it to at least "
+        f"{needed} MiB.",
+    )
+    return False
 
 
 def resolve_plan(
@@ -345,6 +395,9 @@ def resolve_plan(
                 f"{_host(role, host)} does not support parallel migrations, so this migration is not parallel{also}.",
             )
             parallel, zerocopy = DISABLED, False
+
+    if zerocopy:
+        zerocopy = _memtune_rule(vm, source, decide)
 
     cluster_bandwidth = _cluster_bandwidth_mib_s(cluster, source, destination)
     if cluster_bandwidth is not None:

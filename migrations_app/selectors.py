@@ -50,6 +50,7 @@ def host_values(host: Host) -> HostValues:
         name=host.name,
         max_bandwidth_mib_s=caps.get("migration_max_bandwidth_mib_s"),
         addresses=tuple(host.reported_addresses),
+        memlock_enforced=caps.get("memlock_enforced"),
     )
 
 
@@ -61,6 +62,9 @@ def vm_values(vm: VM) -> VMValues:
         custom_parallel_migrations=vm.custom_parallel_migrations,
         migration_encrypted=vm.migration_encrypted,
         paused=vm.status == VMStatus.PAUSED,
+        memory_mib=vm.memory_mib,
+        memtune_hard_limit_mib=vm.memtune_hard_limit_mib,
+        name=vm.name,
     )
 
 

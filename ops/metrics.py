@@ -51,6 +51,7 @@ ZEROCOPY_REFUSALS = frozenset(
         "zerocopy_unsupported_host",
         "zerocopy_unsupported_level",
         "parallel_unsupported_host",
+        "zerocopy_memtune_limit",
     }
 )
 RECONCILE_ACTOR = "ferry.reconcile"

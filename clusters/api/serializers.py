@@ -199,6 +199,7 @@ class VMSerializer(FerryModelSerializer):
             "custom_parallel_migrations",
             "migration_encrypted",
             "highly_available",
+            "memtune_hard_limit_mib",
             "version",
         ]
-        read_only_fields = ["id", "version"]
+        read_only_fields = ["id", "memtune_hard_limit_mib", "version"]

@@ -45,6 +45,8 @@ KNOWN_CODES = {
     "bandwidth_hypervisor_default",
     "bandwidth_unknown_link_speed",
     "encryption_unsupported_level",
+    "zerocopy_memtune_limit",
+    "memtune_limit_not_enforced",
 }
 
 

@@ -110,6 +110,16 @@ def expected_plan(vm: VMValues, cluster: ClusterValues, src: HostValues, dst: Ho
     if mode != "disabled" and dst.parallel_migrations is False:
         codes.add("parallel_unsupported_destination")
         mode, zerocopy = "disabled", False
+    # Zero-copy pins the guest's RAM as it sends it, and libvirt lets QEMU lock no more than a
+    # declared <memtune><hard_limit>: the limit must cover the RAM plus 1 GiB for QEMU, unless the
+    # source host says QEMU is not held to its locked-memory limit (it holds CAP_IPC_LOCK).
+    limit = vm.memtune_hard_limit_mib
+    if zerocopy and limit is not None and vm.memory_mib is not None and limit < vm.memory_mib + 1024:
+        if src.memlock_enforced is False:
+            codes.add("memtune_limit_not_enforced")
+        else:
+            codes.add("zerocopy_memtune_limit")
+            zerocopy = False
 
     # The engine's bandwidth (MiB/s): custom Mbit/s / 8, or auto = the slower link, both known.
     figure = None
@@ -219,20 +229,24 @@ DESTINATIONS = [  # (address, control URI, reported addresses): owned by control
 ]
 DEFAULTS = [Defaults(), Defaults(auto_converge=True, compressed=True, encrypted=True)]
 PAUSED = [False, True]  # the VM's state: a paused VM migrates without post-copy
+# (memory MiB, memtune hard limit MiB): none, the lab's tiny one, exactly enough, 1 MiB short, huge VM
+MEMTUNE = [(4096, None), (512, 8), (4096, 5120), (4096, 5119), (6 * 1024 * 1024, 6 * 1024 * 1024), (None, 8)]
+MEMLOCK = [None, True, False]  # the source host: QEMU held to its locked-memory limit, or not
 GRID = [
     POLICIES, LEVELS, TRI, TRI, TRI, PARALLEL, BANDWIDTH, VCPUS, [None, *POLICIES], VM_PARALLEL, TRI,
-    SUPPORT, SUPPORT, LINKS, CAPS, SUPPORT, SUPPORT, LINKS, DESTINATIONS, DEFAULTS, PAUSED,
+    SUPPORT, SUPPORT, LINKS, CAPS, SUPPORT, SUPPORT, LINKS, DESTINATIONS, DEFAULTS, PAUSED, MEMTUNE, MEMLOCK,
 ]  # fmt: skip
 CASES = 60_000
 
 
 def build(values):
     (policy, (level, supported), ac, comp, enc, (par, count), (bw, mbps), vcpus, vm_policy, (vm_par, vm_count),
-     vm_enc, s_zc, s_par, s_link, s_cap, d_zc, d_par, d_link, d_where, defaults, paused) = values  # fmt: skip
+     vm_enc, s_zc, s_par, s_link, s_cap, d_zc, d_par, d_link, d_where, defaults, paused, (memory, limit),
+     s_memlock) = values  # fmt: skip
     d_addr, d_uri, d_reported = d_where
     cluster = ClusterValues(level, supported, policy, bw, mbps, ac, comp, enc, par, count)
-    vm = VMValues(vcpus, vm_policy, vm_par, vm_count, vm_enc, paused)
-    source = HostValues("10.0.0.1", "qemu+tls://src.example/system", s_link, s_zc, s_par, "src", s_cap)
+    vm = VMValues(vcpus, vm_policy, vm_par, vm_count, vm_enc, paused, memory, limit, "vm")
+    source = HostValues("10.0.0.1", "qemu+tls://src.example/system", s_link, s_zc, s_par, "src", s_cap, (), s_memlock)
     destination = HostValues(d_addr, d_uri, d_link, d_zc, d_par, "dst", None, d_reported)
     return vm, cluster, source, destination, defaults
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -250,6 +251,12 @@ def test_host_capabilities(lab):
 
 
 @pytest.mark.lab
+def lab_hard_limit_mib() -> int | None:
+    """The lab's guests declare <memtune><hard_limit> as `ulimit -l` (lab/lab.sh), none when unlimited."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    return None if soft == resource.RLIM_INFINITY else soft // 1024 // 1024
+
+
 def test_list_domains_and_domain_state(lab):
     entry, host = labvm(lab)
     domains = {d["uuid"]: d for d in virt.list_domains(lab.uri(host))}
@@ -259,8 +266,11 @@ def test_list_domains_and_domain_state(lab):
         "memory_mib": entry["memory_mib"],
         "vcpus": 1,
         "state": "up",
+        "memtune_hard_limit_mib": lab_hard_limit_mib(),
     }
     assert entry["uuid"] not in {d["uuid"] for d in virt.list_domains(lab.uri(lab.other(host)))}
+    assert entry["uuid"] in virt.active_domain_uuids(lab.uri(host))
+    assert entry["uuid"] not in virt.active_domain_uuids(lab.uri(lab.other(host)))
     assert virt.domain_state(lab.uri(host), entry["uuid"]) == "up"
     assert virt.domain_state(lab.uri(lab.other(host)), entry["uuid"]) is None
     assert virt.domain_state(lab.uri(host), "12345678-1234-4234-8234-123456789abc") is None
