@@ -1,4 +1,5 @@
 import ipaddress
+import math
 import re
 import uuid
 from typing import Any
@@ -279,7 +280,14 @@ CAPABILITY_TYPES: dict[str, tuple[type, ...]] = {
     # Whether the host's QEMU processes are held to their locked-memory limit (false: they hold
     # CAP_IPC_LOCK, so a VM's memtune hard limit does not stop zero-copy); null: not known.
     "memlock_enforced": (bool,),
+    # The limits the host's agent holds every migration to, in seconds: the schedule's pulse, the
+    # stall watchdog (null: none) and a total limit (null: none, as in Vdsm).
+    "migration_pulse_s": (int, float),
+    "migration_stall_s": (int, float),
+    "migration_timeout_s": (int, float),
 }
+#: At most 30 days: no limit an agent reports is longer.
+LIMIT_S_MAX = 30 * 86400
 #: A report without one of these (or with it null) is not a report: it never brings a host up.
 REQUIRED_CAPABILITIES = (
     "libvirt_version",
@@ -319,6 +327,8 @@ def validate_capabilities(value) -> None:
             _check_addresses(item)
         if isinstance(item, int) and not isinstance(item, bool) and item < 0:
             raise ValidationError(f"{key} must not be negative.")
+        if float in types and not (math.isfinite(item) and 0 < item <= LIMIT_S_MAX):
+            raise ValidationError(f"{key} must be a number of seconds above 0 and at most {LIMIT_S_MAX}, or null.")
         if isinstance(item, str) and (len(item) > 64 or not re.fullmatch(r"[\w.+~-]*", item)):
             raise ValidationError(f"{key} must be a version string such as 9.0.0.")
 

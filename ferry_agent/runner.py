@@ -88,6 +88,10 @@ def refresh_capabilities(agent: Agent) -> dict:
         log.warning("host %s: libvirt unreachable at %s: %s", agent.host_id, uri, error)
         return agent.client.report_capabilities({"error": {"check": "libvirt_connection", "message": str(error)}})
     capabilities["migration_max_bandwidth_mib_s"] = agent.max_bandwidth_mib_s
+    # The limits this agent holds each migration to, so that every plan can say which apply.
+    capabilities["migration_pulse_s"] = agent.migration_pulse_s
+    capabilities["migration_stall_s"] = agent.migration_stall_s or None
+    capabilities["migration_timeout_s"] = agent.migration_timeout_s or None
     capabilities["memlock_enforced"] = _memlock_enforced(agent.uris.libvirt(uri))
     return agent.client.report_capabilities({"capabilities": capabilities})
 

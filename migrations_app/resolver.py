@@ -86,6 +86,10 @@ class HostValues:
     max_bandwidth_mib_s: int | None = None  # the host's own configured cap, as its agent reported it
     addresses: tuple[str, ...] = ()  # the addresses the host's own agent reported
     memlock_enforced: bool | None = None  # QEMU held to its locked-memory limit; None: not reported
+    # The limits the host's agent holds a migration to (seconds; None: none). pulse_s None: not reported.
+    migration_pulse_s: float | None = None
+    migration_stall_s: float | None = None
+    migration_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class Plan:
     flags: list[str]
     params: dict[str, Any]
     decisions: list[Decision] = field(default_factory=list)
+    limits: dict[str, float | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +143,7 @@ class Plan:
                 "params": dict(self.params),
             },
             "decisions": [{"code": d.code, "message": d.message} for d in self.decisions],
+            "limits": dict(self.limits) if self.limits is not None else None,
         }
 
 
@@ -523,7 +529,20 @@ def resolve_plan(
         flags=flags,
         params=params,
         decisions=decisions,
+        limits=migration_limits(source),
     )
+
+
+def migration_limits(source: HostValues) -> dict[str, float | None] | None:
+    """The limits the source host's agent holds this migration to, as it reported them: the
+    schedule's pulse, the stall watchdog and a total limit (None: none). None: not reported."""
+    if source.migration_pulse_s is None:
+        return None
+    return {
+        "pulse_s": source.migration_pulse_s,
+        "stall_s": source.migration_stall_s,
+        "total_s": source.migration_timeout_s,
+    }
 
 
 def invariant_violations(plan: dict[str, Any]) -> list[str]:

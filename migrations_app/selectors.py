@@ -51,6 +51,9 @@ def host_values(host: Host) -> HostValues:
         max_bandwidth_mib_s=caps.get("migration_max_bandwidth_mib_s"),
         addresses=tuple(host.reported_addresses),
         memlock_enforced=caps.get("memlock_enforced"),
+        migration_pulse_s=caps.get("migration_pulse_s"),
+        migration_stall_s=caps.get("migration_stall_s"),
+        migration_timeout_s=caps.get("migration_timeout_s"),
     )
 
 

@@ -133,6 +133,8 @@ def migrate_and_check(api, lab, guest, *, cluster_changes=None, source_capabilit
 def test_very_large_vms_migrates_with_zerocopy_on_the_source_qemu(api, lab, lab_cluster):
     job, monitor = migrate_and_check(api, lab, lab["guest"], name="zerocopy")
     assert job.plan["zerocopy"] is True
+    # The limits the source's agent reported: no total limit (it ends by its schedule), a pulse.
+    assert job.plan["limits"]["total_s"] is None and job.plan["limits"]["pulse_s"] > 0, job.plan["limits"]
     assert {"VIR_MIGRATE_ZEROCOPY", "VIR_MIGRATE_PARALLEL"} <= set(job.plan["libvirt"]["flags"])
     assert [d["code"] for d in job.plan["decisions"]] == [
         "parallel_enforced",

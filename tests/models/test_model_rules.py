@@ -218,7 +218,19 @@ def test_monitoring_statuses_cannot_be_set_by_admins(actor):
 
 @pytest.mark.parametrize(
     "report",
-    [{"zerocopy_migrations": "yes"}, {"cpu_count": -1}, {"favourite_colour": "blue"}, {"libvirt_version": "9; rm"}],
+    [
+        {"zerocopy_migrations": "yes"},
+        {"cpu_count": -1},
+        {"favourite_colour": "blue"},
+        {"libvirt_version": "9; rm"},
+        {"migration_pulse_s": 0},
+        {"migration_stall_s": -5.0},
+        {"migration_timeout_s": True},
+        {"migration_stall_s": 10**9},
+        {"migration_pulse_s": float("nan")},
+        {"migration_timeout_s": float("inf")},
+        {"migration_pulse_s": "10"},
+    ],
 )
 def test_bad_capability_reports_are_refused(actor, report):
     host = HostFactory(capabilities={})

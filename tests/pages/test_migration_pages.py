@@ -30,6 +30,18 @@ def test_the_preview_fragment_explains_each_decision(admin_client, world):
     assert "parallel.connections = 9" in fragment  # 100 Gbit/s: one per 10 Gbit/s, below 16 vCPUs
 
 
+def test_the_preview_says_which_time_limits_the_source_agent_holds_the_migration_to(admin_client, world):
+    url = f"/vms/{world.vm.pk}/migrate/plan/"
+    assert "the source host's agent has not reported its limits" in admin_client.get(
+        url, {"destination_host": world.destination.pk}
+    ).content.decode()
+    world.source.capabilities = {**world.source.capabilities, "migration_pulse_s": 10.0, "migration_stall_s": 600.0}
+    world.source.save()
+    fragment = admin_client.get(url, {"destination_host": world.destination.pk}).content.decode()
+    assert "No limit on the whole migration: it ends by its schedule, at most one step every 10 s" in fragment
+    assert "or is aborted after 600 s without progress" in fragment
+
+
 def test_the_preview_with_no_or_a_junk_destination(admin_client, world):
     for value in ("", "junk", "00000000-0000-0000-0000-000000000009"):
         response = admin_client.get(f"/vms/{world.vm.pk}/migrate/plan/", {"destination_host": value})

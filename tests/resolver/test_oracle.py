@@ -209,6 +209,10 @@ def expected_plan(vm: VMValues, cluster: ClusterValues, src: HostValues, dst: Ho
         "flags": flags,
         "params": params,
         "codes": codes,
+        # The source agent's own limits, as it reported them; nothing when it has not.
+        "limits": None
+        if src.migration_pulse_s is None
+        else {"pulse_s": src.migration_pulse_s, "stall_s": src.migration_stall_s, "total_s": src.migration_timeout_s},
     }
 
 
@@ -232,9 +236,12 @@ PAUSED = [False, True]  # the VM's state: a paused VM migrates without post-copy
 # (memory MiB, memtune hard limit MiB): none, the lab's tiny one, exactly enough, 1 MiB short, huge VM
 MEMTUNE = [(4096, None), (512, 8), (4096, 5120), (4096, 5119), (6 * 1024 * 1024, 6 * 1024 * 1024), (None, 8)]
 MEMLOCK = [None, True, False]  # the source host: QEMU held to its locked-memory limit, or not
+# The source agent's limits (pulse, stall watchdog, total): not reported, Vdsm's defaults, a test's
+LIMITS = [None, (10.0, 600.0, None), (0.5, None, 3600.0)]
 GRID = [
     POLICIES, LEVELS, TRI, TRI, TRI, PARALLEL, BANDWIDTH, VCPUS, [None, *POLICIES], VM_PARALLEL, TRI,
     SUPPORT, SUPPORT, LINKS, CAPS, SUPPORT, SUPPORT, LINKS, DESTINATIONS, DEFAULTS, PAUSED, MEMTUNE, MEMLOCK,
+    LIMITS,
 ]  # fmt: skip
 CASES = 60_000
 
@@ -242,11 +249,15 @@ CASES = 60_000
 def build(values):
     (policy, (level, supported), ac, comp, enc, (par, count), (bw, mbps), vcpus, vm_policy, (vm_par, vm_count),
      vm_enc, s_zc, s_par, s_link, s_cap, d_zc, d_par, d_link, d_where, defaults, paused, (memory, limit),
-     s_memlock) = values  # fmt: skip
+     s_memlock, s_limits) = values  # fmt: skip
     d_addr, d_uri, d_reported = d_where
     cluster = ClusterValues(level, supported, policy, bw, mbps, ac, comp, enc, par, count)
     vm = VMValues(vcpus, vm_policy, vm_par, vm_count, vm_enc, paused, memory, limit, "vm")
-    source = HostValues("10.0.0.1", "qemu+tls://src.example/system", s_link, s_zc, s_par, "src", s_cap, (), s_memlock)
+    pulse, stall, total = s_limits or (None, None, None)
+    source = HostValues(
+        "10.0.0.1", "qemu+tls://src.example/system", s_link, s_zc, s_par, "src", s_cap, (), s_memlock,
+        migration_pulse_s=pulse, migration_stall_s=stall, migration_timeout_s=total,
+    )  # fmt: skip
     destination = HostValues(d_addr, d_uri, d_link, d_zc, d_par, "dst", None, d_reported)
     return vm, cluster, source, destination, defaults
 
@@ -273,6 +284,7 @@ PLAN_FIELDS = (
     "incoming_limit",
     "outgoing_limit",
     "convergence_schedule",
+    "limits",
 )
 
 
