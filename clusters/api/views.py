@@ -18,6 +18,7 @@ from clusters.models import VM, Cluster, ClusterLevel, Host
 from clusters.services import CLUSTER_SERVICES, HOST_SERVICES, LEVEL_SERVICES, VM_SERVICES
 from core.api.schema import VALIDATION_ERROR, ErrorSerializer
 from core.api.views import FerryModelViewSet, ListFilterMixin, ServicesViewSetMixin
+from core.rules import Rule, rule_error
 from migrations_app.api.serializers import (
     DestinationSerializer,
     MigrateSerializer,
@@ -211,6 +212,8 @@ class VMViewSet(FerryModelViewSet):
             destination, passed = destination_search(vm)
             if destination is None:
                 why = "; ".join(passed) or "the cluster has no other host"
-                raise ValidationError({"destination_host": f"No host can take {vm.name}: {why}."})
+                raise ValidationError(
+                    {"destination_host": rule_error(Rule.NO_DESTINATION, f"No host can take {vm.name}: {why}.")}
+                )
         job = migration_start(actor=self.actor, vm=vm, destination=destination)
         return Response(MigrationJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
