@@ -15,6 +15,7 @@ from django.utils.deconstruct import deconstructible
 from core.choices import TriState
 from core.models import VersionedModel
 from core.names import UniqueNameModel, validate_name
+from core.rules import Rule, rule_error
 from ferry_common.uris import ALLOWED_TEXT, UnsafeURI, check_host_name, check_libvirt_uri
 from policies.models import MINIMAL_DOWNTIME_ID, MigrationPolicy
 
@@ -28,9 +29,9 @@ class LibvirtUriValidator:
     settings: qemu+tcp:// only where FERRY_LIBVIRT_ALLOW_TCP is on, ?socket= only inside
     FERRY_LIBVIRT_SOCKET_DIRS. The settings are read at each call, so a test or the lab can turn them on."""
 
-    # No format code: the allow-list depends on this deployment's settings, which no schema states
-    # (the API's schema states the shape, LIBVIRT_URI_SHAPE).
-    code = None
+    # A rule, not a format: the allow-list depends on this deployment's settings, which no schema
+    # states (the API's schema states the shape, LIBVIRT_URI_SHAPE).
+    code = Rule.LIBVIRT_URI_NOT_ALLOWED.value
 
     def __call__(self, value: str) -> None:
         try:
@@ -69,13 +70,31 @@ def validate_host_address(value: str) -> None:
 
 
 libvirt_uri_validator = LibvirtUriValidator()
-# The shapes the API schema publishes; the validators above are the rule.
-# The shape the API's schema states; the allow-list itself (which depends on this deployment's
-# settings: qemu+tcp://, socket directories) is LibvirtUriValidator's.
-LIBVIRT_URI_SHAPE = RegexValidator(r"^qemu(\+tls|\+tcp)?://[A-Za-z0-9.:\[\]-]*/system(\?socket=/\S*)?$", ALLOWED_TEXT)
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
+_HEX = r"[0-9a-fA-F]{1,4}"
+_IPV6 = (
+    rf"(({_HEX}:){{7}}{_HEX}|({_HEX}:){{1,7}}:|({_HEX}:){{1,6}}:{_HEX}|({_HEX}:){{1,5}}(:{_HEX}){{1,2}}"
+    rf"|({_HEX}:){{1,4}}(:{_HEX}){{1,3}}|({_HEX}:){{1,3}}(:{_HEX}){{1,4}}|({_HEX}:){{1,2}}(:{_HEX}){{1,5}}"
+    rf"|{_HEX}:(:{_HEX}){{1,6}}|:((:{_HEX}){{1,7}}|:))"
+)
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# The last label starts with a letter, as a top-level domain does: a name of digits and dots is an
+# IPv4 address or nothing (validate_host_address).
+_HOST_NAME = rf"({_LABEL}\.)*[A-Za-z]([A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.?"
+_PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# The shape the API's schema states for a connection URI: qemu:///system, optionally with a socket
+# path, or qemu+tls:// (qemu+tcp://) to a host and port. The allow-list itself (which depends on this
+# deployment's settings: qemu+tcp://, socket directories) is LibvirtUriValidator's.
+LIBVIRT_URI_SHAPE = RegexValidator(
+    rf"^(qemu:///system(\?socket=/[!-~]*)?|qemu\+(tls|tcp)://({_IPV4}|\[{_IPV6}\]|{_HOST_NAME})(:{_PORT})?/system)$",
+    ALLOWED_TEXT,
+)
+# The shape the API's schema states for an address: a subset of what validate_host_address accepts,
+# so that the schema offers nothing the server refuses.
 ADDRESS_SHAPE = RegexValidator(
-    r"^(\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:]*:[0-9a-fA-F:.]+|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\.?)$",
-    "Enter a host name or an IP address.",
+    rf"^({_IPV4}|\[{_IPV6}\]|{_IPV6}|{_HOST_NAME})$",
+    "Enter a host name (its last label starting with a letter) or an IP address.",
 )
 
 
@@ -133,11 +152,15 @@ class _OriginalValuesMixin:
         return any(name not in original or original[name] != getattr(self, name) for name in names)
 
 
-def _check_parallel_count(policy: str, count: int | None, *, field: str) -> dict[str, str]:
+def _check_parallel_count(policy: str, count: int | None, *, field: str) -> dict[str, ValidationError]:
     if policy == ParallelPolicy.CUSTOM and count is None:
-        return {field: "Enter the number of parallel connections (2..255) for a custom setting."}
+        return {
+            field: rule_error(
+                Rule.CUSTOM_PARALLEL_REQUIRED, "Enter the number of parallel connections (2..255) for a custom setting."
+            )
+        }
     if count is not None and not PARALLEL_MIN <= count <= PARALLEL_MAX:
-        return {field: f"Parallel connections must be {PARALLEL_MIN}..{PARALLEL_MAX}."}
+        return {field: ValidationError(f"Parallel connections must be {PARALLEL_MIN}..{PARALLEL_MAX}.", code="invalid")}
     return {}
 
 
@@ -209,9 +232,11 @@ class Cluster(_OriginalValuesMixin, UniqueNameModel, VersionedModel):
 
     def clean(self) -> None:
         super().clean()
-        errors: dict[str, str] = {}
+        errors: dict[str, ValidationError] = {}
         if self.migration_bandwidth == Bandwidth.CUSTOM and not self.migration_bandwidth_custom_mbps:
-            errors["migration_bandwidth_custom_mbps"] = "Enter a positive bandwidth in Mbit/s for a custom bandwidth."
+            errors["migration_bandwidth_custom_mbps"] = rule_error(
+                Rule.CUSTOM_BANDWIDTH_REQUIRED, "Enter a positive bandwidth in Mbit/s for a custom bandwidth."
+            )
         errors |= _check_parallel_count(
             self.parallel_migrations_policy, self.custom_parallel_migrations, field="custom_parallel_migrations"
         )
@@ -224,9 +249,10 @@ class Cluster(_OriginalValuesMixin, UniqueNameModel, VersionedModel):
                 and not level.parallel_migrations_supported
                 and self.changed("parallel_migrations_policy", "compatibility_version_id")
             ):
-                errors["parallel_migrations_policy"] = (
+                errors["parallel_migrations_policy"] = rule_error(
+                    Rule.PARALLEL_UNSUPPORTED_LEVEL,
                     f"Compatibility version {level.level} does not support parallel migrations: "
-                    "only Disabled is accepted."
+                    "only Disabled is accepted.",
                 )
             policy = self._policy()
             if policy is not None and self.changed("migration_policy_id", "compatibility_version_id"):
@@ -234,7 +260,7 @@ class Cluster(_OriginalValuesMixin, UniqueNameModel, VersionedModel):
                     level=level.level, parallel_supported=level.parallel_migrations_supported
                 )
                 if refusal:
-                    errors["migration_policy"] = refusal
+                    errors["migration_policy"] = rule_error(Rule.POLICY_NOT_OFFERED, refusal)
         if errors:
             raise ValidationError(errors)
 
@@ -258,6 +284,15 @@ class HostStatus(models.TextChoices):
     PREPARING_FOR_MAINTENANCE = "preparing_for_maintenance", "Preparing for maintenance"
     NON_OPERATIONAL = "non_operational", "Non operational"
     UNKNOWN = "unknown", "Unknown"
+
+
+class AdminHostStatus(models.TextChoices):
+    """What an admin may set in a host's edit: up (the host is activating until its agent reports)
+    or maintenance (its VMs are migrated away first), as the activate and maintenance actions do.
+    Monitoring decides the rest."""
+
+    UP = HostStatus.UP.value, HostStatus.UP.label
+    MAINTENANCE = HostStatus.MAINTENANCE.value, HostStatus.MAINTENANCE.label
 
 
 #: A report never moves a host out of these: an admin put it there.
@@ -533,9 +568,10 @@ class VM(_OriginalValuesMixin, VersionedModel):
                 and not level.parallel_migrations_supported
                 and self.changed("parallel_migrations_policy", "host_id")
             ):
-                errors["parallel_migrations_policy"] = (
+                errors["parallel_migrations_policy"] = rule_error(
+                    Rule.PARALLEL_UNSUPPORTED_LEVEL,
                     f"Compatibility version {level.level} of this VM's cluster does not support "
-                    "parallel migrations: use Inherit or Disabled."
+                    "parallel migrations: use Inherit or Disabled.",
                 )
             policy = self.migration_policy if self.migration_policy_id else None
             if policy is not None and self.changed("migration_policy_id", "host_id"):
@@ -543,6 +579,6 @@ class VM(_OriginalValuesMixin, VersionedModel):
                     level=level.level, parallel_supported=level.parallel_migrations_supported
                 )
                 if refusal:
-                    errors["migration_policy"] = refusal
+                    errors["migration_policy"] = rule_error(Rule.POLICY_NOT_OFFERED, refusal)
         if errors:
             raise ValidationError(errors)

@@ -12,6 +12,7 @@ from clusters.lifecycle import host_lifecycle
 from clusters.models import (
     MAINTENANCE_STATUSES,
     VM,
+    AdminHostStatus,
     Cluster,
     ClusterLevel,
     Host,
@@ -19,9 +20,10 @@ from clusters.models import (
     validate_capabilities_report,
 )
 from core.audit import Actor, audit_record, snapshot
+from core.rules import Rule, rule_error
 from core.services import ModelServices, StaleVersion, object_create, object_delete, object_update
 
-ADMIN_HOST_STATUSES = (HostStatus.UP, HostStatus.MAINTENANCE)
+ADMIN_HOST_STATUSES = tuple(AdminHostStatus)
 
 
 def level_update(
@@ -50,8 +52,12 @@ def _check_admin_status(status: str | None) -> None:
     if status is not None and status not in ADMIN_HOST_STATUSES:
         raise ValidationError(
             {
-                "status": "Admins set a host Up (it is activating until its agent reports) or Maintenance; "
-                "monitoring sets the others."
+                # Not a rule: the API's schema states the statuses an edit may set (AdminHostStatus).
+                "status": ValidationError(
+                    "Admins set a host Up (it is activating until its agent reports) or Maintenance; "
+                    "monitoring sets the others.",
+                    code="invalid_choice",
+                )
             }
         )
 
@@ -204,7 +210,7 @@ def vm_update(*, actor: Actor, vm: VM, data: dict[str, Any], expected_version: i
 
 def vm_delete(*, actor: Actor, vm: VM, expected_version: int | None = None) -> None:
     if vm.migration_jobs.filter(state__in=("queued", "running")).exists():
-        raise ValidationError("This VM is being migrated; cancel the migration or wait for it to end.")
+        raise rule_error(Rule.VM_MIGRATING, "This VM is being migrated; cancel the migration or wait for it to end.")
     object_delete(actor=actor, instance=vm, expected_version=expected_version)
 
 

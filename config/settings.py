@@ -294,6 +294,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TriStateEnum": "core.choices.TriState",
         "HostStatusEnum": "clusters.models.HostStatus",
+        "HostAdminStatusEnum": "clusters.models.AdminHostStatus",
         "VMStatusEnum": "clusters.models.VMStatus",
         "ParallelPolicyEnum": "clusters.models.ParallelPolicy",
         "VMParallelPolicyEnum": "clusters.models.VMParallelPolicy",

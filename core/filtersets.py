@@ -113,6 +113,15 @@ class ApiTokenFilterSet(django_filters.FilterSet):
         fields = ["name"]
 
 
+class AdminApiTokenFilterSet(django_filters.FilterSet):
+    user = django_filters.CharFilter(field_name="user__username", help_text="The owner's username.")
+    ordering = StableOrderingFilter(fields=["name", "created", "expires", "last_used"])
+
+    class Meta:
+        model = ApiToken
+        fields = ["name"]
+
+
 class AuditPageFilterSet(AuditEntryFilterSet):
     """The audit page's filters: the API's, with the object types as a choice and the times as the
     browser's date-time inputs (in the server's time zone)."""

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.db.models import F, ProtectedError
 
 from core.audit import Actor, audit_record, snapshot
+from core.rules import Rule, rule_error
 
 _RETRIES = 3
 
@@ -162,7 +163,8 @@ def object_delete(*, actor: Actor, instance: models.Model, expected_version: int
                 stored.delete()
         except ProtectedError as error:
             users = sorted({f"{obj._meta.verbose_name} {obj}" for obj in error.protected_objects})
-            raise ValidationError(
+            raise rule_error(
+                Rule.IN_USE,
                 f"{stored._meta.verbose_name.capitalize()} {stored} is still used by: {', '.join(users[:5])}"
-                + (" and more." if len(users) > 5 else ".")
+                + (" and more." if len(users) > 5 else "."),
             ) from None

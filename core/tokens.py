@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.models import ApiToken
+from core.rules import Rule, rule_error
 
 AUDIT_TYPE = "token"
 PREFIX_LENGTH = 8
@@ -60,7 +61,9 @@ class NewToken:
 def token_expiry(*, expires: datetime | None = None, expires_days: int | None = None) -> datetime | None:
     """The expiry a request asks for, as a date-time or a number of days from now (not both)."""
     if expires is not None and expires_days is not None:
-        raise ValidationError({"expires": ["Give expires or expires_days, not both."]})
+        raise ValidationError(
+            {"expires": rule_error(Rule.EXPIRY_GIVEN_TWICE, "Give expires or expires_days, not both.")}
+        )
     if expires_days is not None:
         if not 1 <= expires_days <= EXPIRES_DAYS_MAX:
             raise ValidationError({"expires_days": [f"Enter a number of days from 1 to {EXPIRES_DAYS_MAX}."]})
@@ -80,14 +83,15 @@ def token_create(
         elif expires > not_after:
             raise ValidationError(
                 {
-                    "expires": [
+                    "expires": rule_error(
+                        Rule.EXPIRES_AFTER_CALLER,
                         f"A token can only create tokens that expire no later than itself "
-                        f"({not_after.isoformat()}); log in, or use a token that lives longer."
-                    ]
+                        f"({not_after.isoformat()}); log in, or use a token that lives longer.",
+                    )
                 }
             )
     if expires is not None and expires <= now:
-        raise ValidationError({"expires": ["Enter a time in the future."]})
+        raise ValidationError({"expires": rule_error(Rule.EXPIRES_IN_PAST, "Enter a time in the future.")})
     key = secrets.token_urlsafe(32)
     token = ApiToken(
         user=user, name=name, key_hash=key_digest(key), prefix=key[:PREFIX_LENGTH], created=now, expires=expires
@@ -144,3 +148,8 @@ def token_authenticate(*, key: str) -> ApiToken:
 def user_tokens(*, user: Any) -> QuerySet[ApiToken]:
     """A user's own tokens, newest first."""
     return ApiToken.objects.filter(user=user).select_related("user")
+
+
+def all_tokens() -> QuerySet[ApiToken]:
+    """Every user's tokens (for admins), newest first."""
+    return ApiToken.objects.select_related("user")

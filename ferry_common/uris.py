@@ -71,6 +71,13 @@ def _check_chars(value: str, what: str) -> None:
         raise UnsafeURI(f"The {what} may contain only printable ASCII characters, without spaces.")
 
 
+def _split(uri: str, what: str):
+    try:
+        return urlsplit(uri)
+    except ValueError as error:  # an unbalanced [ or ] in the host part
+        raise UnsafeURI(f"The {what} is malformed ({error}). {ALLOWED_TEXT}") from None
+
+
 def _netloc(parts, what: str) -> str:
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise UnsafeURI(f"A {what} may not carry a user name or password. {ALLOWED_TEXT}")
@@ -107,7 +114,7 @@ def _inside(path: str, directories: Iterable[str]) -> bool:
 def check_libvirt_uri(uri: str, *, allow_tcp: bool = False, socket_dirs: Iterable[str] = ()) -> str:
     """Return `uri` if it is on the allow-list, else raise UnsafeURI saying what is allowed."""
     _check_chars(uri, "libvirt URI")
-    parts = urlsplit(uri)
+    parts = _split(uri, "libvirt URI")
     if parts.fragment or uri.endswith("#"):
         raise UnsafeURI(f"A libvirt URI may not have a fragment. {ALLOWED_TEXT}")
     if parts.path != "/system":
@@ -143,7 +150,7 @@ def check_libvirt_uri(uri: str, *, allow_tcp: bool = False, socket_dirs: Iterabl
 def check_migrate_uri(uri: str) -> str:
     """The plan's migrate_uri: tcp://<host>[:port] and nothing else (it carries the guest's RAM)."""
     _check_chars(uri, "migration URI")
-    parts = urlsplit(uri)
+    parts = _split(uri, "migration URI")
     if parts.scheme != "tcp" or parts.path not in ("", "/") or "?" in uri or "#" in uri:
         raise UnsafeURI("The migration URI must be tcp://<host>[:port].")
     _netloc(parts, "migration URI")

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from clusters.models import VM, Host, HostStatus, VMStatus
 from core.audit import Actor, audit_record, snapshot
+from core.rules import Rule, rule_error
 from core.services import ConflictError
 from ferry_common import logs
 from migrations_app.models import (
@@ -43,22 +44,47 @@ class MigrationConflict(ConflictError):
 def check_destination_in_cluster(vm: VM, destination: Host) -> None:
     """A destination can be planned for: another host of the VM's cluster."""
     if destination.pk == vm.host_id:
-        raise ValidationError({"destination_host": "The destination is the VM's current host."})
+        raise ValidationError(
+            {"destination_host": rule_error(Rule.DESTINATION_IS_SOURCE, "The destination is the VM's current host.")}
+        )
     if destination.cluster_id != vm.host.cluster_id:
-        raise ValidationError({"destination_host": "The destination host is in another cluster."})
+        raise ValidationError(
+            {
+                "destination_host": rule_error(
+                    Rule.DESTINATION_OTHER_CLUSTER, "The destination host is in another cluster."
+                )
+            }
+        )
 
 
 def _check_destination(vm: VM, destination: Host) -> None:
     if vm.status not in MIGRATABLE_VM_STATES:
         raise ValidationError(
-            {"vm": f"Only a running or paused VM can be migrated; {vm.name} is {vm.get_status_display()}."}
+            {
+                "vm": rule_error(
+                    Rule.VM_NOT_MIGRATABLE,
+                    f"Only a running or paused VM can be migrated; {vm.name} is {vm.get_status_display()}.",
+                )
+            }
         )
     check_destination_in_cluster(vm, destination)
     if vm.host.status == HostStatus.ACTIVATING:
-        raise ValidationError({"vm": f"The VM's host {vm.host.name} is activating: it is up once its agent reports."})
+        raise ValidationError(
+            {
+                "vm": rule_error(
+                    Rule.SOURCE_ACTIVATING,
+                    f"The VM's host {vm.host.name} is activating: it is up once its agent reports.",
+                )
+            }
+        )
     if destination.status != HostStatus.UP:
         raise ValidationError(
-            {"destination_host": f"The destination host {destination.name} is {destination.get_status_display()}."}
+            {
+                "destination_host": rule_error(
+                    Rule.DESTINATION_NOT_UP,
+                    f"The destination host {destination.name} is {destination.get_status_display()}.",
+                )
+            }
         )
 
 
@@ -81,7 +107,7 @@ def migration_start(
         try:
             correlation_id_validator(correlation_id)
         except ValidationError as error:
-            raise ValidationError({"correlation_id": error.messages}) from None
+            raise ValidationError({"correlation_id": error.error_list}) from None
     _check_destination(vm, destination)
     plan = migration_plan(vm=vm, destination=destination).to_dict()
     job = MigrationJob(
@@ -119,7 +145,13 @@ def migration_cancel(*, actor: Actor, job: MigrationJob) -> MigrationJob:
     with logs.bound(job_id=str(job.pk)), transaction.atomic():
         stored = MigrationJob.objects.select_for_update().get(pk=job.pk)
         if stored.state not in ACTIVE_STATES:
-            raise ValidationError({"state": f"This migration has already ended ({stored.get_state_display()})."})
+            raise ValidationError(
+                {
+                    "state": rule_error(
+                        Rule.JOB_ENDED, f"This migration has already ended ({stored.get_state_display()})."
+                    )
+                }
+            )
         before = snapshot(stored)
         now = timezone.now()
         ended = MigrationJob.objects.filter(pk=job.pk, state=JobState.QUEUED).update(

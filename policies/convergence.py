@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from core.rules import Rule, rule_error
 from ferry_common.vocabulary import CONVERGENCE_ACTIONS
 
 ACTIONS = CONVERGENCE_ACTIONS
@@ -68,7 +69,9 @@ def normalize_convergence(raw: Any) -> dict[str, Any]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError(f"{where}: the iteration limit must be a positive whole number.")
         if limit <= previous:
-            raise ValidationError(f"{where}: iteration limits must increase ({limit} after {previous}).")
+            raise rule_error(
+                Rule.STALLING_LIMITS_INCREASE, f"{where}: iteration limits must increase ({limit} after {previous})."
+            )
         previous = limit
         stalling.append({"limit": limit, "action": _action(step["action"], where)})
     last = [_action(item, f"Last action {index}") for index, item in enumerate(last_raw, start=1)]

@@ -69,7 +69,7 @@ class MigrationPolicy(VersionedModel):
         try:
             self.convergence = normalize_convergence(self.convergence)
         except ValidationError as error:
-            raise ValidationError({"convergence": error.messages}) from None
+            raise ValidationError({"convergence": error.error_list}) from None
 
     def is_offered_at(self, *, level: str, parallel_supported: bool) -> bool:
         return self.offer_refusal(level=level, parallel_supported=parallel_supported) is None

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from core.audit import Actor
+from core.rules import Rule, rule_error
 from core.services import ModelServices, object_create, object_delete, object_update
 from policies.models import MigrationPolicy
 
@@ -35,8 +36,11 @@ def _check_zerocopy_in_use(policy: MigrationPolicy) -> None:
     if levels:
         raise ValidationError(
             {
-                "zerocopy": f"This policy is used at compatibility version {', '.join(levels)}, which does not "
-                "support parallel migrations, so it cannot use zero-copy."
+                "zerocopy": rule_error(
+                    Rule.ZEROCOPY_IN_USE_WITHOUT_PARALLEL,
+                    f"This policy is used at compatibility version {', '.join(levels)}, which does not "
+                    "support parallel migrations, so it cannot use zero-copy.",
+                )
             }
         )
 
@@ -57,7 +61,7 @@ def policy_update(
 def policy_delete(*, actor: Actor, policy: MigrationPolicy, expected_version: int | None = None) -> None:
     _refuse_builtin(policy)
     if policy.clusters.exists() or policy.vms.exists():
-        raise ValidationError("This policy is in use by clusters or VMs; choose another policy for them first.")
+        raise rule_error(Rule.IN_USE, "This policy is in use by clusters or VMs; choose another policy for them first.")
     object_delete(actor=actor, instance=policy, expected_version=expected_version)
 
 

@@ -1,4 +1,6 @@
 from django.core.validators import RegexValidator
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import build_choice_field
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -6,13 +8,15 @@ from clusters.models import (
     ADDRESS_SHAPE,
     LIBVIRT_URI_SHAPE,
     VM,
+    AdminHostStatus,
     Bandwidth,
     Cluster,
     ClusterLevel,
     Host,
+    HostStatus,
     ParallelPolicy,
 )
-from core.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField, ecma_regex
+from core.api.fields import StrictBooleanField, StrictCharField, StrictChoiceField, StrictIntegerField, ecma_regex
 from core.api.serializers import FerryModelSerializer
 from core.choices import TriState
 from policies.models import MigrationPolicy
@@ -149,9 +153,31 @@ class StatusReasonField(serializers.JSONField):
     """Set by monitoring and activation only."""
 
 
+class HostStatusField(StrictChoiceField):
+    """A host's status: any of HostStatus when read; on a write only what an admin may ask for
+    (AdminHostStatus). Monitoring decides the rest, so the schema offers nothing else."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=AdminHostStatus.choices, **kwargs)
+
+
+class HostStatusFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = HostStatusField
+
+    def map_serializer_field(self, auto_schema, direction):
+        choices = HostStatus.choices if direction == "response" else AdminHostStatus.choices
+        return build_choice_field(serializers.ChoiceField(choices=choices))
+
+
 class HostSerializer(FerryModelSerializer):
     capabilities = CapabilitiesField(read_only=True)
     status_reason = StatusReasonField(read_only=True)
+    status = HostStatusField(
+        required=False,
+        help_text="Up or maintenance on a write, as the activate and maintenance actions: up makes it activating "
+        "until its agent reports, maintenance migrates its VMs away first. Monitoring sets non_operational "
+        "and unknown.",
+    )
 
     class Meta:
         model = Host
@@ -170,13 +196,9 @@ class HostSerializer(FerryModelSerializer):
         ]
         read_only_fields = ["id", "status_reason", "capabilities_updated_at", "version"]
         extra_kwargs = {
-            "address": {"validators": [ADDRESS]},
+            "address": {"validators": [ADDRESS], "max_length": 253},
             "libvirt_uri": {"validators": [LIBVIRT_URI]},
             "peer_uri": {"validators": [LIBVIRT_URI]},
-            "status": {
-                "help_text": "Admins set up or maintenance (better: the maintenance and activate actions); "
-                "activate makes it activating until its agent reports; monitoring sets non_operational and unknown."
-            },
         }
 
 

@@ -18,10 +18,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError
 from rest_framework import exceptions, status
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.rules import Rule
 from core.services import ConflictError, StaleVersion
 
 
@@ -44,6 +46,20 @@ def field_messages(error: DjangoValidationError) -> dict[str, list[str]]:
             for field, messages in error.message_dict.items()
         }
     return {api_settings.NON_FIELD_ERRORS_KEY: error.messages}
+
+
+def field_errors(error: DjangoValidationError) -> dict[str, list[ErrorDetail]]:
+    """field_messages, each message keeping its code (a model rule's is in core.rules)."""
+
+    def details(errors: list[DjangoValidationError]) -> list[ErrorDetail]:
+        return [ErrorDetail(message, code=item.code) for item in errors for message in item.messages]
+
+    if hasattr(error, "error_dict"):
+        return {
+            (api_settings.NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field): details(errors)
+            for field, errors in error.error_dict.items()
+        }
+    return {api_settings.NON_FIELD_ERRORS_KEY: details(error.error_list)}
 
 
 def stale_details(error: StaleVersion, context: dict[str, Any]) -> dict[str, Any]:
@@ -80,12 +96,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, StaleVersion):
         return Response(stale_details(exc, context), status=status.HTTP_412_PRECONDITION_FAILED)
     if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(field_messages(exc))
+        exc = exceptions.ValidationError(field_errors(exc))
     elif isinstance(exc, ConflictError):
         exc = Conflict(str(exc))
     elif isinstance(exc, ProtectedError):
         exc = exceptions.ValidationError(
-            {api_settings.NON_FIELD_ERRORS_KEY: ["This object is still in use and cannot be deleted."]}
+            {
+                api_settings.NON_FIELD_ERRORS_KEY: [
+                    ErrorDetail("This object is still in use and cannot be deleted.", Rule.IN_USE)
+                ]
+            }
         )
     elif isinstance(exc, RequestDataTooBig):
         from core.api.parsers import RequestTooLarge

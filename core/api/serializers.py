@@ -75,6 +75,17 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AdminApiTokenSerializer(serializers.ModelSerializer):
+    """Anyone's token as an admin sees it: whose it is, never the key."""
+
+    user = serializers.CharField(source="user.get_username", read_only=True, help_text="The owner's username.")
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "user", "name", "prefix", "created", "expires", "last_used"]
+        read_only_fields = fields
+
+
 class ApiTokenCreateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=100, validators=[ONE_LINE], help_text="What the token is for; unique per user.")
     expires = serializers.DateTimeField(

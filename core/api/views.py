@@ -6,12 +6,13 @@ from typing import ClassVar
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
 from core.api.etag import ETagMixin
 from core.api.schema import ErrorSerializer
 from core.api.serializers import (
+    AdminApiTokenSerializer,
     ApiTokenCreateSerializer,
     ApiTokenSerializer,
     AuditEntrySerializer,
@@ -19,10 +20,10 @@ from core.api.serializers import (
 )
 from core.api.throttling import TokenCreateThrottle
 from core.audit import Actor
-from core.filtersets import ApiTokenFilterSet, AuditEntryFilterSet
+from core.filtersets import AdminApiTokenFilterSet, ApiTokenFilterSet, AuditEntryFilterSet
 from core.models import ApiToken, AuditEntry
 from core.services import ModelServices
-from core.tokens import token_create, token_expiry, token_revoke, user_tokens
+from core.tokens import all_tokens, token_create, token_expiry, token_revoke, user_tokens
 
 
 class ListFilterMixin:
@@ -152,6 +153,43 @@ class ApiTokenViewSet(
             not_after=caller.expires if caller is not None else None,
         )
         return Response(NewApiTokenSerializer(new).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        token_revoke(actor=Actor.of(self.request.user), token=instance)
+
+
+class CanRevokeAnyToken(BasePermission):
+    """Every user's tokens are seen and revoked by admins only: superusers and holders of
+    core.delete_apitoken (which no shipped role holds; Read-only's view permissions do not reach them)."""
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm(ADMIN_TOKENS_PERMISSION))
+
+
+ADMIN_TOKENS_PERMISSION = "core.delete_apitoken"
+
+
+class AdminApiTokenViewSet(
+    ListFilterMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Every user's API tokens, for admins (core.delete_apitoken): list them with their owners
+    (never a key), revoke one. A user manages their own at /api/tokens/."""
+
+    queryset = ApiToken.objects.none()
+    serializer_class = AdminApiTokenSerializer
+    filterset_class = AdminApiTokenFilterSet
+    permission_classes = [CanRevokeAnyToken]
+    http_method_names = ["get", "delete", "head", "options"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ApiToken.objects.none()
+        return all_tokens()
 
     def perform_destroy(self, instance):
         token_revoke(actor=Actor.of(self.request.user), token=instance)

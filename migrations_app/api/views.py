@@ -11,6 +11,7 @@ from core.api.exceptions import Conflict, field_messages
 from core.api.schema import VALIDATION_ERROR, ErrorSerializer
 from core.api.views import ListFilterMixin
 from core.audit import Actor
+from core.rules import Rule, rule_error
 from migrations_app.api.serializers import (
     DestinationSerializer,
     MigrateSerializer,
@@ -210,6 +211,8 @@ class VMViewSet(estate.VMViewSet):
             destination, passed = destination_search(vm)
             if destination is None:
                 why = "; ".join(passed) or "the cluster has no other host"
-                raise ValidationError({"destination_host": f"No host can take {vm.name}: {why}."})
+                raise ValidationError(
+                    {"destination_host": rule_error(Rule.NO_DESTINATION, f"No host can take {vm.name}: {why}.")}
+                )
         job = migration_start(actor=self.actor, vm=vm, destination=destination)
         return Response(MigrationJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

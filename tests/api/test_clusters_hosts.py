@@ -105,6 +105,43 @@ def test_admins_set_hosts_up_or_maintenance_only(api, estate):
     assert api.patch(f"/api/hosts/{estate.spare_host.pk}/", {"status": "maintenance"}, format="json").status_code == 200
 
 
+def test_the_schema_offers_writes_only_the_statuses_admins_may_set():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schemas = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+
+    def statuses(component: str) -> list[str]:
+        reference = schemas[component]["properties"]["status"]["allOf"][0]["$ref"]
+        return schemas[reference.rsplit("/", 1)[1]]["enum"]
+
+    assert statuses("HostRequest") == statuses("PatchedHostRequest") == ["up", "maintenance"]
+    assert set(statuses("Host")) == {
+        "up",
+        "activating",
+        "maintenance",
+        "preparing_for_maintenance",
+        "non_operational",
+        "unknown",
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("libvirt_uri", "qemu+tls://[/system"),  # urlsplit raised ValueError: a 500
+        ("libvirt_uri", "qemu://[/system"),
+        ("address", "6"),  # digits only: not a host name, and not an IPv4 address
+        ("address", "1.2.3.256"),
+        ("address", "a..b"),
+    ],
+)
+def test_a_malformed_connection_field_is_a_400_naming_it(api, estate, field, value):
+    body = {"name": "hv-new", "cluster": str(estate.cluster.pk), "address": "10.9.9.9", "libvirt_uri": "qemu:///system"}
+    response = api.post("/api/hosts/", body | {field: value}, format="json")
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == [field]
+
+
 def test_refresh_is_audited_and_sends_the_task_to_the_hosts_queue_after_commit(
     api, estate, django_capture_on_commit_callbacks, settings
 ):

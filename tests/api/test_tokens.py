@@ -299,3 +299,43 @@ def test_create_api_token_refuses_what_it_cannot_do():
         with pytest.raises(CommandError, match=message):
             call_command("create_api_token", *args, stdout=io.StringIO())
     assert ApiToken.objects.filter(user=user).count() == 1
+
+
+# ------------------------------------------------------------------------------ everyone's tokens
+def test_an_admin_lists_every_users_tokens_with_their_owner_and_never_a_key(admin_user):
+    owner = UserFactory(username="alice")
+    api_key(owner, name="backup script")
+    key = api_key(admin_user, name="mine")
+
+    response = key_client(key).get("/api/admin-tokens/?user=alice")
+
+    assert response.status_code == 200
+    [listed] = response.json()["results"]
+    assert (listed["user"], listed["name"]) == ("alice", "backup script")
+    assert set(listed) == {"id", "user", "name", "prefix", "created", "expires", "last_used"}
+
+
+def test_an_admin_revokes_another_users_token_and_it_is_audited(admin_user):
+    owner = UserFactory(username="alice")
+    revoked = api_key(owner, name="backup script")
+    token = ApiToken.objects.get(user=owner)
+
+    response = key_client(api_key(admin_user, name="mine")).delete(f"/api/admin-tokens/{token.pk}/")
+
+    assert response.status_code == 204
+    assert not ApiToken.objects.filter(pk=token.pk).exists()
+    assert key_client(revoked).get("/api/tokens/").status_code == 401
+    entry = AuditEntry.objects.get(action="delete", object_id=str(token.pk))
+    assert entry.actor == "admin"
+
+
+@pytest.mark.parametrize("role", ["read_only", "operator", "no_perms"])
+def test_other_roles_may_not_see_everyones_tokens(role):
+    owner = UserFactory(username="alice")
+    api_key(owner, name="backup script")
+    token = ApiToken.objects.get(user=owner)
+    client = key_client(api_key(user_in_role(role), name="mine"))
+
+    assert client.get("/api/admin-tokens/").status_code == 403
+    assert client.delete(f"/api/admin-tokens/{token.pk}/").status_code == 403
+    assert ApiToken.objects.filter(pk=token.pk).exists()

@@ -15,9 +15,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from ferry_agent.embedded import local_agent
 
 from clusters.models import VM, Host
+from config.embedded_agent import local_agent
 from ferry_agent import runner
 from tests.api.test_agent_api import agent_client
 from tests.e2e.test_lab_migrations import ZEROCOPY_ON, api, migrate_and_check  # noqa: F401  (api: a fixture)

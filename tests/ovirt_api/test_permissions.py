@@ -19,7 +19,7 @@ from django.test import Client
 
 from core.models import AuditEntry
 from tests.api.conftest import ROLES, Estate, estate, user_in_role  # noqa: F401  (estate: a fixture)
-from tests.api.test_permissions import ROLE_PERMISSIONS, holds
+from tests.api.matrix import ROLE_PERMISSIONS, holds
 from tests.ovirt_api.conftest import OvirtClient, login
 
 pytestmark = pytest.mark.django_db

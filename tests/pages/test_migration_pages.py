@@ -32,9 +32,10 @@ def test_the_preview_fragment_explains_each_decision(admin_client, world):
 
 def test_the_preview_says_which_time_limits_the_source_agent_holds_the_migration_to(admin_client, world):
     url = f"/vms/{world.vm.pk}/migrate/plan/"
-    assert "the source host's agent has not reported its limits" in admin_client.get(
-        url, {"destination_host": world.destination.pk}
-    ).content.decode()
+    assert (
+        "the source host's agent has not reported its limits"
+        in admin_client.get(url, {"destination_host": world.destination.pk}).content.decode()
+    )
     world.source.capabilities = {**world.source.capabilities, "migration_pulse_s": 10.0, "migration_stall_s": 600.0}
     world.source.save()
     fragment = admin_client.get(url, {"destination_host": world.destination.pk}).content.decode()

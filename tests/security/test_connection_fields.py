@@ -34,6 +34,8 @@ FORBIDDEN = [
     "test:///default",
     "qemu+tls://user@hv.example/system",
     "qemu+tls://hv.example/system#x",
+    "qemu+tls://[/system",
+    "qemu://[/system",
 ]
 ALLOWED = [
     "qemu:///system",
@@ -58,6 +60,16 @@ def test_an_admin_cannot_store_a_forbidden_uri_through_the_api(field, uri):
     assert response.status_code == 400, response.content
     assert list(response.json()) == [field]
     assert (Host.objects.values().get(pk=host.pk), AuditEntry.objects.count()) == before
+
+
+@pytest.mark.parametrize("uri", ["qemu+tls://[/system", "qemu://[/system", "qemu+tls://]/system"])
+def test_an_unbalanced_bracket_is_refused_not_a_crash(uri):
+    from ferry_common.uris import UnsafeURI, check_migrate_uri
+
+    with pytest.raises(UnsafeURI):
+        check_libvirt_uri(uri)
+    with pytest.raises(UnsafeURI):
+        check_migrate_uri(uri.replace("qemu+tls", "tcp").replace("/system", ""))
 
 
 def test_the_refusal_says_what_is_allowed():
