@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from django import forms
 
-from clusters.models import VM, Host, HostStatus
+from clusters.models import VM, Host
 
 
 class MigrateForm(forms.Form):
-    """Lists the other hosts of the VM's cluster; the service decides whether a destination is valid."""
+    """Lists the other hosts of the VM's cluster after "Select automatically" (the empty value:
+    Ferry chooses, migrations_app.selectors.destination_search); the service decides whether a
+    destination is valid."""
 
-    destination_host = forms.ModelChoiceField(queryset=Host.objects.all(), label="Destination host")
+    AUTOMATIC_LABEL = "Select automatically (Ferry chooses)"
+
+    destination_host = forms.ModelChoiceField(
+        queryset=Host.objects.all(), required=False, label="Destination host", empty_label=AUTOMATIC_LABEL
+    )
 
     def __init__(self, *args, vm: VM, **kwargs):
         super().__init__(*args, **kwargs)
@@ -19,16 +25,12 @@ class MigrateForm(forms.Form):
             Host.objects.filter(cluster_id=vm.host.cluster_id).exclude(pk=vm.host_id).order_by("name")
         )
         field = self.fields["destination_host"]
-        field.widget.choices = [("", "Choose a host…")] + [
+        field.widget.choices = [("", self.AUTOMATIC_LABEL)] + [
             (str(host.pk), f"{host.name} ({host.get_status_display()}, {host.address})") for host in self.candidates
         ]
-        if not self.is_bound:
-            first_up = next((host for host in self.candidates if host.status == HostStatus.UP), None)
-            if first_up is not None:
-                self.initial.setdefault("destination_host", str(first_up.pk))
 
     def destination(self) -> Host | None:
-        """The chosen host, before validation (for the preview); None when there is none."""
+        """The chosen host, before validation (for the preview); None: Ferry chooses (or no such host)."""
         raw = self.data.get("destination_host") if self.is_bound else self.initial.get("destination_host")
         if not raw:
             return None
@@ -36,3 +38,8 @@ class MigrateForm(forms.Form):
             return Host.objects.select_related("cluster").filter(pk=raw).first()
         except (ValueError, forms.ValidationError):
             return None
+
+    def automatic(self) -> bool:
+        """Ferry is to choose the destination (the first choice, the default)."""
+        raw = self.data.get("destination_host") if self.is_bound else self.initial.get("destination_host")
+        return not raw

@@ -196,7 +196,12 @@ DECISION_REASONS = {
     "bandwidth_unknown_link_speed": "auto bandwidth without a known link speed: the source host's own cap applies",
     "hypervisor_schedule": "the policy sets no convergence schedule, so the hypervisor's own is used",
     "migration_address_unverified": "the destination's migration address is not one it is known to own",
+    "destination_chosen": "Ferry chose the destination host (the one with the most free memory)",
 }
+
+#: Decisions taken before the plan is resolved (where the VM goes), recorded on the job's plan
+#: next to the resolver's own: the resolver never makes them.
+PLACEMENT_DECISIONS = frozenset({"destination_chosen"})
 
 
 #: The decision codes, one member per DECISION_REASONS entry (the one list of them): the resolver,

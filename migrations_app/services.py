@@ -28,7 +28,7 @@ from migrations_app.models import (
     MigrationJob,
     correlation_id_validator,
 )
-from migrations_app.selectors import migration_plan
+from migrations_app.selectors import automatic_plan, destination_automatic, migration_plan
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +66,19 @@ def migration_start(
     *,
     actor: Actor,
     vm: VM,
-    destination: Host,
+    destination: Host | None,
     correlation_id: str | None = None,
     evacuation: Evacuation | None = None,
+    rerun_of: MigrationJob | None = None,
 ) -> MigrationJob:
     """Freeze the plan on a new queued job; the source host's task is enqueued after commit.
 
+    `destination` None: Ferry chooses (destination_search), says so in the plan's decisions
+    (destination_chosen, with the hosts it passed over), and runs the migration once more on the
+    next host if it fails (migration_rerun); ValidationError when no host can take the VM.
     `correlation_id` is the caller's own id for the request (the oVirt API's), stored to find the job by.
     `evacuation`: the evacuation of the VM's host that asks for it (migrations_app.evacuation).
+    `rerun_of`: the failed job this one runs again, on a host other than its destination.
     """
     from migrations_app.dispatch import dispatch_ready
 
@@ -82,16 +87,27 @@ def migration_start(
             correlation_id_validator(correlation_id)
         except ValidationError as error:
             raise ValidationError({"correlation_id": error.messages}) from None
-    _check_destination(vm, destination)
-    plan = migration_plan(vm=vm, destination=destination).to_dict()
+    automatic = destination is None
+    if destination is None:
+        failed_to = rerun_of.destination_host if rerun_of is not None else None
+        destination, reason = destination_automatic(vm, failed_to=failed_to)
+        if destination is None:
+            raise ValidationError({"destination_host": reason})
+        _check_destination(vm, destination)
+        plan = automatic_plan(vm=vm, destination=destination, reason=reason)
+    else:
+        _check_destination(vm, destination)
+        plan = migration_plan(vm=vm, destination=destination).to_dict()
     job = MigrationJob(
         vm=vm,
         source_host=vm.host,
         destination_host=destination,
         correlation_id=correlation_id,
         evacuation=evacuation,
+        automatic=automatic,
+        rerun_of=rerun_of,
         plan=plan,
-        created_by=actor.user,
+        created_by=rerun_of.created_by if rerun_of is not None else actor.user,
     )
     # The job's id on its lines here and on its task's message (ferry_common.logs).
     with logs.bound(job_id=str(job.pk)):
@@ -112,6 +128,31 @@ def migration_start(
         policy = plan["policy"]["name"]
         logger.info("migration %s of %s queued: %s -> %s, policy %s", job.pk, vm.name, vm.host, destination, policy)
     return job
+
+
+def migration_rerun(*, actor: Actor, job: MigrationJob) -> MigrationJob | None:
+    """Run a failed job whose destination Ferry chose once more, on the next host Ferry chooses
+    (not the one it failed to), as oVirt's engine reruns a migration. A job the caller sent to a
+    named host, a cancelled job and a rerun are not run again. Called in the transaction that
+    ends `job`; returns the new job, or None (why is in the audit trail and the log)."""
+    if job.state != JobState.FAILED or not job.automatic or job.rerun_of_id is not None:
+        return None
+    if job.evacuation is not None and job.evacuation.outcome == Evacuation.Outcome.CANCELLED:
+        return None  # the host was activated: its VMs stay
+    vm = VM.objects.select_related(
+        "migration_policy", "host__cluster__compatibility_version", "host__cluster__migration_policy"
+    ).get(pk=job.vm_id)
+    try:
+        with transaction.atomic():
+            rerun = migration_start(actor=actor, vm=vm, destination=None, evacuation=job.evacuation, rerun_of=job)
+    except (ValidationError, MigrationConflict) as error:
+        why = " ".join(getattr(error, "messages", [str(error)]))
+        audit_record(actor=actor, action="rerun", instance=job, before=None, after={"rerun": None, "reason": why})
+        logger.info("migration %s of %s failed and is not run again: %s", job.pk, vm.name, why)
+        return None
+    audit_record(actor=actor, action="rerun", instance=job, before=None, after={"rerun": str(rerun.pk)})
+    logger.info("migration %s of %s failed; run again as %s to %s", job.pk, vm.name, rerun.pk, rerun.destination_host)
+    return rerun
 
 
 def migration_cancel(*, actor: Actor, job: MigrationJob) -> MigrationJob:

@@ -25,7 +25,15 @@ from migrations_app.forms import MigrateForm
 from migrations_app.impact import PROPOSABLE_FIELDS, cluster_impact
 from migrations_app.models import ACTIVE_STATES, MigrationJob
 from migrations_app.progress import chart, live_figures
-from migrations_app.selectors import dashboard_summary, job_list, job_waiting, migration_plan, vm_for_planning
+from migrations_app.selectors import (
+    automatic_plan,
+    dashboard_summary,
+    destination_automatic,
+    job_list,
+    job_waiting,
+    migration_plan,
+    vm_for_planning,
+)
 from migrations_app.services import MigrationConflict
 
 SHOWN_VMS = 200  # per group on the page; the API lists them all
@@ -41,9 +49,23 @@ def _planning_vm(pk) -> VM:
 def _preview_context(vm: VM, form: MigrateForm) -> dict:
     destination = form.destination()
     plan = None
-    if destination is not None and destination.cluster_id == vm.host.cluster_id and destination.pk != vm.host_id:
+    unavailable = None
+    if form.automatic():
+        destination, reason = destination_automatic(vm)
+        if destination is None:
+            unavailable = reason
+        else:
+            plan = automatic_plan(vm=vm, destination=destination, reason=reason)
+    elif destination is not None and destination.cluster_id == vm.host.cluster_id and destination.pk != vm.host_id:
         plan = migration_plan(vm=vm, destination=destination).to_dict()
-    return {"vm": vm, "form": form, "destination": destination, "plan": plan}
+    return {
+        "vm": vm,
+        "form": form,
+        "destination": destination,
+        "automatic": form.automatic(),
+        "unavailable": unavailable,
+        "plan": plan,
+    }
 
 
 @require_http_methods(["GET", "POST"])

@@ -117,6 +117,8 @@ class MigrationJobSerializer(serializers.ModelSerializer):
             "error",
             "stats",
             "cancel_requested",
+            "automatic",
+            "rerun_of",
             "created_by",
             "created_at",
             "started_at",

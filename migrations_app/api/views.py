@@ -21,7 +21,7 @@ from migrations_app.api.serializers import (
 from migrations_app.evacuation import evacuation_progress
 from migrations_app.filtersets import MigrationJobFilterSet
 from migrations_app.impact import cluster_impact
-from migrations_app.selectors import destination_search, job_list, migration_plan, vm_for_planning
+from migrations_app.selectors import job_list, migration_plan, vm_for_planning
 from migrations_app.services import agent_token_issue, check_destination_in_cluster, migration_cancel, migration_start
 
 
@@ -205,11 +205,5 @@ class VMViewSet(estate.VMViewSet):
         vm = vm_for_planning(self.get_object().pk)
         body = MigrateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        destination = body.validated_data.get("destination_host")
-        if destination is None:
-            destination, passed = destination_search(vm)
-            if destination is None:
-                why = "; ".join(passed) or "the cluster has no other host"
-                raise ValidationError({"destination_host": f"No host can take {vm.name}: {why}."})
-        job = migration_start(actor=self.actor, vm=vm, destination=destination)
+        job = migration_start(actor=self.actor, vm=vm, destination=body.validated_data.get("destination_host"))
         return Response(MigrationJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

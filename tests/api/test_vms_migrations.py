@@ -200,6 +200,8 @@ def test_jobs_are_listed_newest_first_and_filtered(api, estate):
         "error",
         "stats",
         "cancel_requested",
+        "automatic",
+        "rerun_of",
         "created_by",
         "created_at",
         "started_at",
