@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -128,6 +130,47 @@ def migration_start(
         policy = plan["policy"]["name"]
         logger.info("migration %s of %s queued: %s -> %s, policy %s", job.pk, vm.name, vm.host, destination, policy)
     return job
+
+
+#: How many VMs one bulk request may name.
+BULK_MIGRATE_MAX = 500
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """One VM's answer in a bulk migration: its job, or why it has none."""
+
+    vm_id: Any
+    vm_name: str | None
+    job: MigrationJob | None = None
+    status: int = 202  # as the one-VM action answers: 202, 400 (refused), 404 (no such VM), 409 (active job)
+    reasons: dict[str, list[str]] | None = None
+
+
+def migrations_start_many(*, actor: Actor, vm_ids: list, destination: Host | None) -> list[BulkOutcome]:
+    """A migration for each VM (in the order given, each once), each on its own, as
+    migration_start: one VM's refusal does not stop the others. `destination` None: Ferry
+    chooses for each VM (and a failed one is run again on the next host)."""
+    found = {vm.pk: vm for vm in VM.objects.select_related("host__cluster").filter(pk__in=list(vm_ids))}
+    outcomes = []
+    for vm_id in dict.fromkeys(vm_ids):
+        vm = found.get(vm_id)
+        if vm is None:
+            outcomes.append(BulkOutcome(vm_id, None, status=404, reasons={"vm": ["No such VM."]}))
+            continue
+        vm = VM.objects.select_related(
+            "migration_policy", "host__cluster__compatibility_version", "host__cluster__migration_policy"
+        ).get(pk=vm_id)
+        try:
+            job = migration_start(actor=actor, vm=vm, destination=destination)
+        except MigrationConflict as conflict:
+            outcomes.append(BulkOutcome(vm_id, vm.name, status=409, reasons={"vm": [str(conflict)]}))
+        except ValidationError as error:
+            messages = error.message_dict if hasattr(error, "error_dict") else {"vm": error.messages}
+            outcomes.append(BulkOutcome(vm_id, vm.name, status=400, reasons=dict(messages)))
+        else:
+            outcomes.append(BulkOutcome(vm_id, vm.name, job=job))
+    return outcomes
 
 
 def migration_rerun(*, actor: Actor, job: MigrationJob) -> MigrationJob | None:

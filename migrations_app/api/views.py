@@ -12,6 +12,8 @@ from core.api.schema import VALIDATION_ERROR, ErrorSerializer
 from core.api.views import ListFilterMixin
 from core.audit import Actor
 from migrations_app.api.serializers import (
+    BulkMigrateResponseSerializer,
+    BulkMigrateSerializer,
     DestinationSerializer,
     MigrateSerializer,
     MigrationJobDetailSerializer,
@@ -22,7 +24,13 @@ from migrations_app.evacuation import evacuation_progress
 from migrations_app.filtersets import MigrationJobFilterSet
 from migrations_app.impact import cluster_impact
 from migrations_app.selectors import job_list, migration_plan, vm_for_planning
-from migrations_app.services import agent_token_issue, check_destination_in_cluster, migration_cancel, migration_start
+from migrations_app.services import (
+    agent_token_issue,
+    check_destination_in_cluster,
+    migration_cancel,
+    migration_start,
+    migrations_start_many,
+)
 
 
 class MigrationJobViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -173,7 +181,10 @@ class HostViewSet(estate.HostViewSet):
 class VMViewSet(estate.VMViewSet):
     __doc__ = estate.VMViewSet.__doc__
 
-    action_permissions = {"migrate": ["migrations_app.add_migrationjob"]}
+    action_permissions = {
+        "migrate": ["migrations_app.add_migrationjob"],
+        "migrate_many": ["migrations_app.add_migrationjob"],
+    }
 
     @extend_schema(parameters=[DestinationSerializer], responses={200: PlanSerializer})
     @action(detail=True, methods=["get"], url_path="migration-plan")
@@ -207,3 +218,27 @@ class VMViewSet(estate.VMViewSet):
         body.is_valid(raise_exception=True)
         job = migration_start(actor=self.actor, vm=vm, destination=body.validated_data.get("destination_host"))
         return Response(MigrationJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=BulkMigrateSerializer, responses={202: BulkMigrateResponseSerializer, 400: VALIDATION_ERROR})
+    @action(detail=False, methods=["post"], url_path="migrate")
+    def migrate_many(self, request):
+        """Start a migration for each VM listed, each as POST /api/vms/{id}/migrate/ would (to
+        destination_host, or without it to the host Ferry chooses for each VM): 202 with one result
+        per VM, in the order given; one VM's refusal does not stop the others."""
+        body = BulkMigrateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        outcomes = migrations_start_many(
+            actor=self.actor,
+            vm_ids=body.validated_data["vms"],
+            destination=body.validated_data.get("destination_host"),
+        )
+        results = [
+            {
+                "vm": outcome.vm_id,
+                "status": outcome.status,
+                "job": MigrationJobSerializer(outcome.job).data if outcome.job is not None else None,
+                "reasons": outcome.reasons,
+            }
+            for outcome in outcomes
+        ]
+        return Response({"results": results}, status=status.HTTP_202_ACCEPTED)

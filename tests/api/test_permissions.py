@@ -190,6 +190,12 @@ ROUTES = [
         {"GET": Allowed(200)},
     ),
     Route(
+        "vm-migrate-bulk",
+        "clusters.vm",
+        lambda e: "/api/vms/migrate/",
+        {"POST": Allowed(202, lambda e: {"vms": [str(e.vm.pk)]}, "migrations_app.add_migrationjob")},
+    ),
+    Route(
         "vm-migrate",
         "clusters.vm",
         lambda e: f"/api/vms/{e.vm.pk}/migrate/",
@@ -255,7 +261,7 @@ def expected_status(role: str, route: Route, method: str) -> int:
 
 
 def test_the_matrix_covers_every_role_endpoint_and_method():
-    assert len(MATRIX) == len(ROLES) * len(ROUTES) * len(METHODS) == 5 * 24 * 5
+    assert len(MATRIX) == len(ROLES) * len(ROUTES) * len(METHODS) == 5 * 25 * 5
     record(
         "permission_matrix", f"{len(ROLES)} roles x {len(ROUTES)} endpoints x {len(METHODS)} methods = {len(MATRIX)}"
     )

@@ -115,6 +115,7 @@ ROLES = ["admin", "operator", "read_only", "anonymous"]
 # The writes an Operator may make; a Read-only user (and anonymous) may make none.
 OPERATOR_WRITES = {
     "POST /api/vms/{id}/migrate/",
+    "POST /api/vms/migrate/",
     "POST /api/migrations/{id}/cancel/",
     "POST /api/hosts/{id}/activate/",
     "POST /api/hosts/{id}/maintenance/",
