@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import cast
+
 from django import forms
 
 from clusters.models import VM, Host
+from migrations_app.services import BULK_MIGRATE_MAX
 
 
 class MigrateForm(forms.Form):
@@ -43,3 +47,33 @@ class MigrateForm(forms.Form):
         """Ferry is to choose the destination (the first choice, the default)."""
         raw = self.data.get("destination_host") if self.is_bound else self.initial.get("destination_host")
         return not raw
+
+
+class BulkMigrateForm(forms.Form):
+    """The VM list's "Migrate selected": the VMs ticked, and one host for all or none (Ferry chooses
+    for each); migrations_app.services.migrations_start_many decides for each VM."""
+
+    vms = forms.TypedMultipleChoiceField(
+        coerce=uuid.UUID,
+        error_messages={"required": "Select the VMs to migrate.", "invalid_choice": "An unknown VM was selected."},
+    )
+    destination_host = forms.ModelChoiceField(
+        queryset=Host.objects.select_related("cluster"),
+        required=False,
+        error_messages={"invalid_choice": "The destination host does not exist."},
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any well-formed id: a VM that does not exist is answered per VM, not for the whole form.
+        raw = self.data.getlist("vms") if hasattr(self.data, "getlist") else []
+        field = cast(forms.TypedMultipleChoiceField, self.fields["vms"])
+        field.choices = [(value, value) for value in raw if _is_uuid(value)][:BULK_MIGRATE_MAX]
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True

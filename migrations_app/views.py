@@ -21,7 +21,7 @@ from core.forms import apply_validation_error
 from core.views import ObjectListView, page_login_required
 from migrations_app import services
 from migrations_app.filtersets import MigrationJobFilterSet
-from migrations_app.forms import MigrateForm
+from migrations_app.forms import BulkMigrateForm, MigrateForm
 from migrations_app.impact import PROPOSABLE_FIELDS, cluster_impact
 from migrations_app.models import ACTIVE_STATES, MigrationJob
 from migrations_app.progress import chart, live_figures
@@ -91,6 +91,39 @@ def vm_migrate(request, pk):
             return redirect("migrations:job_detail", pk=job.pk)
     context = _preview_context(vm, form) | {"active_job": active}
     return render(request, "migrations_app/vm_migrate.html", context)
+
+
+@require_POST
+@page_login_required
+@permission_required("migrations_app.add_migrationjob", raise_exception=True)
+def vm_migrate_many(request):
+    """The VM list's "Migrate selected": a migration for each VM ticked, each on its own, as
+    POST /api/vms/migrate/ does; a message per VM says what became of it."""
+    form = BulkMigrateForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return redirect("clusters:vm_list")
+    outcomes = services.migrations_start_many(
+        actor=Actor.of(request.user),
+        vm_ids=form.cleaned_data["vms"],
+        destination=form.cleaned_data["destination_host"],
+    )
+    for outcome in outcomes:
+        name = outcome.vm_name or str(outcome.vm_id)
+        if outcome.job is not None:
+            link = reverse("migrations:job_detail", kwargs={"pk": outcome.job.pk})
+            messages.success(
+                request,
+                format_html(
+                    '{}: queued to {}. <a href="{}">See the migration.</a>', name, outcome.job.destination_host, link
+                ),
+            )
+        else:
+            reasons = " ".join(message for field in (outcome.reasons or {}).values() for message in field)
+            messages.error(request, f"{name}: {reasons}")
+    return redirect("clusters:vm_list")
 
 
 @require_GET
