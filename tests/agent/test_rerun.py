@@ -100,3 +100,14 @@ def test_a_cancelled_automatic_migration_is_not_rerun(estate, django_capture_on_
     with django_capture_on_commit_callbacks(execute=True):
         migration_finish(job_id=str(job.pk), state=JobState.CANCELLED, error=None, stats={})
     assert MigrationJob.objects.filter(vm=vm).count() == 1
+
+
+def test_the_job_pages_link_the_failed_job_and_its_rerun(admin_client, estate, django_capture_on_commit_callbacks):
+    source, _first, second = estate
+    job = start(VMFactory(host=source, name="guest"))
+    fail(job, django_capture_on_commit_callbacks)
+    rerun = MigrationJob.objects.get(rerun_of=job)
+    page = admin_client.get(f"/migrations/{job.pk}/").content.decode()
+    assert "chosen by Ferry" in page and f'href="/migrations/{rerun.pk}/" id="rerun-link">{second.name}' in page
+    page = admin_client.get(f"/migrations/{rerun.pk}/").content.decode()
+    assert f'href="/migrations/{job.pk}/">the failed migration' in page
