@@ -173,12 +173,18 @@ def migrations_start_many(*, actor: Actor, vm_ids: list, destination: Host | Non
     return outcomes
 
 
+#: Failures after which the VM is not known to be running on its source host: no rerun.
+NOT_RERUN_ERRORS = frozenset({"agent_lost", "vm_not_found"})
+
+
 def migration_rerun(*, actor: Actor, job: MigrationJob) -> MigrationJob | None:
     """Run a failed job whose destination Ferry chose once more, on the next host Ferry chooses
     (not the one it failed to), as oVirt's engine reruns a migration. A job the caller sent to a
     named host, a cancelled job and a rerun are not run again. Called in the transaction that
     ends `job`; returns the new job, or None (why is in the audit trail and the log)."""
     if job.state != JobState.FAILED or not job.automatic or job.rerun_of_id is not None:
+        return None
+    if (job.error or {}).get("code") in NOT_RERUN_ERRORS:
         return None
     if job.evacuation is not None and job.evacuation.outcome == Evacuation.Outcome.CANCELLED:
         return None  # the host was activated: its VMs stay
@@ -188,7 +194,7 @@ def migration_rerun(*, actor: Actor, job: MigrationJob) -> MigrationJob | None:
     try:
         with transaction.atomic():
             rerun = migration_start(actor=actor, vm=vm, destination=None, evacuation=job.evacuation, rerun_of=job)
-    except (ValidationError, MigrationConflict) as error:
+    except (ValidationError, MigrationConflict, IntegrityError) as error:
         why = " ".join(getattr(error, "messages", [str(error)]))
         audit_record(actor=actor, action="rerun", instance=job, before=None, after={"rerun": None, "reason": why})
         logger.info("migration %s of %s failed and is not run again: %s", job.pk, vm.name, why)

@@ -111,3 +111,14 @@ def test_the_job_pages_link_the_failed_job_and_its_rerun(admin_client, estate, d
     assert "chosen by Ferry" in page and f'href="/migrations/{rerun.pk}/" id="rerun-link">{second.name}' in page
     page = admin_client.get(f"/migrations/{rerun.pk}/").content.decode()
     assert f'href="/migrations/{job.pk}/">the failed migration' in page
+
+
+def test_a_job_failed_because_its_agent_was_lost_is_not_rerun(estate, django_capture_on_commit_callbacks):
+    from migrations_app.agent_services import job_expire
+
+    vm = VMFactory(host=estate[0], name="guest")
+    job = start(vm)
+    assert migration_claim(job_id=str(job.pk)) is Claim.STARTED
+    with django_capture_on_commit_callbacks(execute=True):
+        job_expire(job_id=str(job.pk))
+    assert MigrationJob.objects.filter(vm=vm).count() == 1  # the VM's real state is unknown
