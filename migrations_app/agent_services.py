@@ -39,6 +39,7 @@ from migrations_app.dispatch import dispatch_ready, release
 from migrations_app.evacuation import evacuation_check, host_failed_evacuate
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
 from migrations_app.progress import record_progress
+from migrations_app.services import migration_rerun
 
 logger = logging.getLogger(__name__)
 
@@ -482,8 +483,13 @@ def migration_finish(
         if state == JobState.SUCCEEDED and job.destination_host_id:
             changes["host_id"] = job.destination_host_id
         _vm_set(job.vm_id, changes, actor=actor)
-        # A host being emptied may now be empty (maintenance), or keep a VM it could not move.
+        # A failure to a host Ferry chose is tried once more on the next one (before the evacuation
+        # is checked: the rerun is then the VM's attempt, not the failed job).
+        rerun = migration_rerun(actor=actor, job=job)
         hosts = {pk for pk in (job.source_host_id, job.destination_host_id) if pk}
+        if rerun is not None and rerun.destination_host_id:
+            hosts.add(rerun.destination_host_id)
+        # A host being emptied may now be empty (maintenance), or keep a VM it could not move.
         for host_id in sorted(hosts, key=str):
             evacuation_check(actor=actor, host_id=host_id)
         # A slot is free on both hosts: their waiting jobs are sent now, not at the next round.

@@ -203,6 +203,12 @@ class VMListView(ObjectListView):
     filterset_class = VMFilterSet
     filter_labels = {"cluster": "Cluster"}
 
+    def get_context_data(self, page):
+        if not self.request.user.has_perm("migrations_app.add_migrationjob"):
+            return {}
+        hosts = Host.objects.filter(status=HostStatus.UP).select_related("cluster").order_by("cluster__name", "name")
+        return {"bulk_destinations": hosts}
+
 
 class VMDetailView(ObjectDetailView):
     model = VM

@@ -124,7 +124,9 @@ def _place(actor: Actor, host: Host, evacuation: Evacuation, vms) -> dict[Any, s
             notes[vm.pk] = f"{vm.name}: no host can take it ({why})"
             continue
         try:
-            migration_start(actor=actor, vm=vm, destination=destination, evacuation=evacuation)
+            # Ferry chooses again in migration_start (the same host), which marks the job as its own
+            # choice: a failure is then run again on the next host.
+            migration_start(actor=actor, vm=vm, destination=None, evacuation=evacuation)
         except (ValidationError, MigrationConflict) as error:
             notes[vm.pk] = f"{vm.name}: {' '.join(getattr(error, 'messages', [str(error)]))}"
     logger.info("evacuation of %s: %d VM(s) could not be placed", host.name, len(notes))
@@ -220,7 +222,13 @@ def evacuation_progress(host: Host) -> dict[str, Any] | None:
     evacuation = Evacuation.objects.filter(host=host).order_by("-started_at").first()
     if evacuation is None:
         return None
-    states = dict(evacuation.jobs.values("state").annotate(total=Count("pk")).values_list("state", "total"))
+    # A failed job that was run again counts through its rerun: one attempt per VM.
+    states = dict(
+        evacuation.jobs.filter(reruns__isnull=True)
+        .values("state")
+        .annotate(total=Count("pk"))
+        .values_list("state", "total")
+    )
     on_host = _running_vms(host.pk)
     return {
         "id": str(evacuation.pk),

@@ -105,6 +105,19 @@ class MigrationJob(models.Model):
         related_name="jobs",
         help_text="The evacuation of its source host that asked for this job (null: asked for by hand).",
     )
+    automatic = models.BooleanField(
+        default=False,
+        help_text="Ferry chose the destination (migrations_app.selectors.destination_search): if the job fails, "
+        "it is run once more on the next host Ferry chooses.",
+    )
+    rerun_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reruns",
+        help_text="The failed job this one runs again on another host (null: a first attempt).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

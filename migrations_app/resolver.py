@@ -213,7 +213,12 @@ DECISION_REASONS = {
     "zerocopy_memtune_limit": "their memory hard limit (memtune) is below what zero-copy must lock",
     "memtune_limit_not_enforced": "their memory hard limit is below what zero-copy locks, but their host does "
     "not enforce locked memory",
+    "destination_chosen": "Ferry chose the destination host (the one with the most free memory)",
 }
+
+#: Decisions taken before the plan is resolved (where the VM goes), recorded on the job's plan
+#: next to the resolver's own: the resolver never makes them.
+PLACEMENT_DECISIONS = frozenset({"destination_chosen"})
 
 
 #: The decision codes, one member per DECISION_REASONS entry (the one list of them): the resolver,

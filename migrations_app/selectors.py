@@ -8,7 +8,16 @@ from django.db.models import Count, Q, QuerySet, Sum
 from clusters.models import VM, Cluster, Host, HostStatus, VMStatus
 from clusters.reports import agent_report
 from migrations_app.models import ACTIVE_STATES, JobState, MigrationJob
-from migrations_app.resolver import ClusterValues, Defaults, HostValues, Plan, PolicyValues, VMValues, resolve_plan
+from migrations_app.resolver import (
+    ClusterValues,
+    DecisionCode,
+    Defaults,
+    HostValues,
+    Plan,
+    PolicyValues,
+    VMValues,
+    resolve_plan,
+)
 from policies.models import MigrationPolicy
 
 
@@ -129,15 +138,17 @@ def host_free_memory(hosts) -> dict:
     return free
 
 
-def destination_search(vm: VM) -> tuple[Host | None, list[str]]:
+def destination_search(vm: VM, *, exclude=()) -> tuple[Host | None, list[str]]:
     """Where to migrate `vm` when the caller names no host, and why the other hosts of its cluster
     were passed over: a host that is up (not preparing for maintenance), has reported its memory
     and has room for the VM; of those, the one with the most free memory (then the fewest
-    incoming migrations, then by name)."""
+    incoming migrations, then by name). `exclude`: ids of hosts not to consider at all (a rerun
+    leaves out the host its migration failed to)."""
     hosts = list(
         Host.objects.select_related("cluster")
         .filter(cluster_id=vm.host.cluster_id)
         .exclude(pk=vm.host_id)
+        .exclude(pk__in=list(exclude))
         .annotate(incoming=Count("incoming_jobs", filter=Q(incoming_jobs__state__in=ACTIVE_STATES)))
         .order_by("name")
     )
@@ -156,6 +167,41 @@ def destination_search(vm: VM) -> tuple[Host | None, list[str]]:
     if not fitting:
         return None, passed
     return min(fitting, key=lambda item: item[:3])[3], passed
+
+
+def destination_unavailable(vm: VM, passed: list[str]) -> str:
+    """Why Ferry cannot choose a destination for `vm`, as one sentence."""
+    return f"No host can take {vm.name}: {'; '.join(passed) or 'the cluster has no other host'}."
+
+
+def destination_chosen_message(vm: VM, destination: Host, passed: list[str], *, rerun_of: Host | None = None) -> str:
+    """The plan's destination_chosen decision: which host Ferry chose for `vm`, and why not the others."""
+    free = host_free_memory([destination]).get(destination.pk)
+    room = f" with {free} MiB free" if free is not None else ""
+    why = "the host that is up with the most free memory for its" if not rerun_of else "the next host that can take its"
+    message = f"Ferry chose {destination.name}{room}, {why} {vm.memory_mib} MiB"
+    if rerun_of is not None:
+        message += f", to run the migration again after it failed to {rerun_of.name}"
+    message += "."
+    if passed:
+        message += " Passed over: " + "; ".join(passed) + "."
+    return message
+
+
+def destination_automatic(vm: VM, *, failed_to: Host | None = None) -> tuple[Host | None, str]:
+    """The host Ferry chooses for `vm` (not `failed_to`, the host a failed attempt went to), with
+    the sentence that says why (the destination_chosen decision); or None with why no host can."""
+    destination, passed = destination_search(vm, exclude=[failed_to.pk] if failed_to is not None else [])
+    if destination is None:
+        return None, destination_unavailable(vm, passed)
+    return destination, destination_chosen_message(vm, destination, passed, rerun_of=failed_to)
+
+
+def automatic_plan(*, vm: VM, destination: Host, reason: str) -> dict:
+    """The plan to a host Ferry chose, its choice first among the decisions."""
+    plan = migration_plan(vm=vm, destination=destination).to_dict()
+    plan["decisions"].insert(0, {"code": DecisionCode("destination_chosen").value, "message": reason})
+    return plan
 
 
 def destination_choose(vm: VM) -> Host | None:

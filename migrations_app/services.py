@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -29,7 +31,7 @@ from migrations_app.models import (
     MigrationJob,
     correlation_id_validator,
 )
-from migrations_app.selectors import migration_plan
+from migrations_app.selectors import automatic_plan, destination_automatic, migration_plan
 
 logger = logging.getLogger(__name__)
 
@@ -92,14 +94,19 @@ def migration_start(
     *,
     actor: Actor,
     vm: VM,
-    destination: Host,
+    destination: Host | None,
     correlation_id: str | None = None,
     evacuation: Evacuation | None = None,
+    rerun_of: MigrationJob | None = None,
 ) -> MigrationJob:
     """Freeze the plan on a new queued job; the source host's task is enqueued after commit.
 
+    `destination` None: Ferry chooses (destination_search), says so in the plan's decisions
+    (destination_chosen, with the hosts it passed over), and runs the migration once more on the
+    next host if it fails (migration_rerun); ValidationError when no host can take the VM.
     `correlation_id` is the caller's own id for the request (the oVirt API's), stored to find the job by.
     `evacuation`: the evacuation of the VM's host that asks for it (migrations_app.evacuation).
+    `rerun_of`: the failed job this one runs again, on a host other than its destination.
     """
     from migrations_app.dispatch import dispatch_ready
 
@@ -108,16 +115,27 @@ def migration_start(
             correlation_id_validator(correlation_id)
         except ValidationError as error:
             raise ValidationError({"correlation_id": error.error_list}) from None
-    _check_destination(vm, destination)
-    plan = migration_plan(vm=vm, destination=destination).to_dict()
+    automatic = destination is None
+    if destination is None:
+        failed_to = rerun_of.destination_host if rerun_of is not None else None
+        destination, reason = destination_automatic(vm, failed_to=failed_to)
+        if destination is None:
+            raise ValidationError({"destination_host": rule_error(Rule.NO_DESTINATION, reason)})
+        _check_destination(vm, destination)
+        plan = automatic_plan(vm=vm, destination=destination, reason=reason)
+    else:
+        _check_destination(vm, destination)
+        plan = migration_plan(vm=vm, destination=destination).to_dict()
     job = MigrationJob(
         vm=vm,
         source_host=vm.host,
         destination_host=destination,
         correlation_id=correlation_id,
         evacuation=evacuation,
+        automatic=automatic,
+        rerun_of=rerun_of,
         plan=plan,
-        created_by=actor.user,
+        created_by=rerun_of.created_by if rerun_of is not None else actor.user,
     )
     # The job's id on its lines here and on its task's message (ferry_common.logs).
     with logs.bound(job_id=str(job.pk)):
@@ -138,6 +156,78 @@ def migration_start(
         policy = plan["policy"]["name"]
         logger.info("migration %s of %s queued: %s -> %s, policy %s", job.pk, vm.name, vm.host, destination, policy)
     return job
+
+
+#: How many VMs one bulk request may name.
+BULK_MIGRATE_MAX = 500
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """One VM's answer in a bulk migration: its job, or why it has none."""
+
+    vm_id: Any
+    vm_name: str | None
+    job: MigrationJob | None = None
+    status: int = 202  # as the one-VM action answers: 202, 400 (refused), 404 (no such VM), 409 (active job)
+    reasons: dict[str, list[str]] | None = None
+
+
+def migrations_start_many(*, actor: Actor, vm_ids: list, destination: Host | None) -> list[BulkOutcome]:
+    """A migration for each VM (in the order given, each once), each on its own, as
+    migration_start: one VM's refusal does not stop the others. `destination` None: Ferry
+    chooses for each VM (and a failed one is run again on the next host)."""
+    found = {vm.pk: vm for vm in VM.objects.select_related("host__cluster").filter(pk__in=list(vm_ids))}
+    outcomes = []
+    for vm_id in dict.fromkeys(vm_ids):
+        vm = found.get(vm_id)
+        if vm is None:
+            outcomes.append(BulkOutcome(vm_id, None, status=404, reasons={"vm": ["No such VM."]}))
+            continue
+        vm = VM.objects.select_related(
+            "migration_policy", "host__cluster__compatibility_version", "host__cluster__migration_policy"
+        ).get(pk=vm_id)
+        try:
+            job = migration_start(actor=actor, vm=vm, destination=destination)
+        except MigrationConflict as conflict:
+            outcomes.append(BulkOutcome(vm_id, vm.name, status=409, reasons={"vm": [str(conflict)]}))
+        except ValidationError as error:
+            messages = error.message_dict if hasattr(error, "error_dict") else {"vm": error.messages}
+            outcomes.append(BulkOutcome(vm_id, vm.name, status=400, reasons=dict(messages)))
+        else:
+            outcomes.append(BulkOutcome(vm_id, vm.name, job=job))
+    return outcomes
+
+
+#: Failures after which the VM is not known to be running on its source host: no rerun.
+NOT_RERUN_ERRORS = frozenset({"agent_lost", "vm_not_found"})
+
+
+def migration_rerun(*, actor: Actor, job: MigrationJob) -> MigrationJob | None:
+    """Run a failed job whose destination Ferry chose once more, on the next host Ferry chooses
+    (not the one it failed to), as oVirt's engine reruns a migration. A job the caller sent to a
+    named host, a cancelled job and a rerun are not run again. Called in the transaction that
+    ends `job`; returns the new job, or None (why is in the audit trail and the log)."""
+    if job.state != JobState.FAILED or not job.automatic or job.rerun_of_id is not None:
+        return None
+    if (job.error or {}).get("code") in NOT_RERUN_ERRORS:
+        return None
+    if job.evacuation is not None and job.evacuation.outcome == Evacuation.Outcome.CANCELLED:
+        return None  # the host was activated: its VMs stay
+    vm = VM.objects.select_related(
+        "migration_policy", "host__cluster__compatibility_version", "host__cluster__migration_policy"
+    ).get(pk=job.vm_id)
+    try:
+        with transaction.atomic():
+            rerun = migration_start(actor=actor, vm=vm, destination=None, evacuation=job.evacuation, rerun_of=job)
+    except (ValidationError, MigrationConflict, IntegrityError) as error:
+        why = " ".join(getattr(error, "messages", [str(error)]))
+        audit_record(actor=actor, action="rerun", instance=job, before=None, after={"rerun": None, "reason": why})
+        logger.info("migration %s of %s failed and is not run again: %s", job.pk, vm.name, why)
+        return None
+    audit_record(actor=actor, action="rerun", instance=job, before=None, after={"rerun": str(rerun.pk)})
+    logger.info("migration %s of %s failed; run again as %s to %s", job.pk, vm.name, rerun.pk, rerun.destination_host)
+    return rerun
 
 
 def migration_cancel(*, actor: Actor, job: MigrationJob) -> MigrationJob:

@@ -21,11 +21,19 @@ from core.forms import apply_validation_error
 from core.views import ObjectListView, page_login_required
 from migrations_app import services
 from migrations_app.filtersets import MigrationJobFilterSet
-from migrations_app.forms import MigrateForm
+from migrations_app.forms import BulkMigrateForm, MigrateForm
 from migrations_app.impact import PROPOSABLE_FIELDS, cluster_impact
 from migrations_app.models import ACTIVE_STATES, MigrationJob
 from migrations_app.progress import chart, live_figures
-from migrations_app.selectors import dashboard_summary, job_list, job_waiting, migration_plan, vm_for_planning
+from migrations_app.selectors import (
+    automatic_plan,
+    dashboard_summary,
+    destination_automatic,
+    job_list,
+    job_waiting,
+    migration_plan,
+    vm_for_planning,
+)
 from migrations_app.services import MigrationConflict
 
 SHOWN_VMS = 200  # per group on the page; the API lists them all
@@ -41,9 +49,23 @@ def _planning_vm(pk) -> VM:
 def _preview_context(vm: VM, form: MigrateForm) -> dict:
     destination = form.destination()
     plan = None
-    if destination is not None and destination.cluster_id == vm.host.cluster_id and destination.pk != vm.host_id:
+    unavailable = None
+    if form.automatic():
+        destination, reason = destination_automatic(vm)
+        if destination is None:
+            unavailable = reason
+        else:
+            plan = automatic_plan(vm=vm, destination=destination, reason=reason)
+    elif destination is not None and destination.cluster_id == vm.host.cluster_id and destination.pk != vm.host_id:
         plan = migration_plan(vm=vm, destination=destination).to_dict()
-    return {"vm": vm, "form": form, "destination": destination, "plan": plan}
+    return {
+        "vm": vm,
+        "form": form,
+        "destination": destination,
+        "automatic": form.automatic(),
+        "unavailable": unavailable,
+        "plan": plan,
+    }
 
 
 @require_http_methods(["GET", "POST"])
@@ -69,6 +91,39 @@ def vm_migrate(request, pk):
             return redirect("migrations:job_detail", pk=job.pk)
     context = _preview_context(vm, form) | {"active_job": active}
     return render(request, "migrations_app/vm_migrate.html", context)
+
+
+@require_POST
+@page_login_required
+@permission_required("migrations_app.add_migrationjob", raise_exception=True)
+def vm_migrate_many(request):
+    """The VM list's "Migrate selected": a migration for each VM ticked, each on its own, as
+    POST /api/vms/migrate/ does; a message per VM says what became of it."""
+    form = BulkMigrateForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return redirect("clusters:vm_list")
+    outcomes = services.migrations_start_many(
+        actor=Actor.of(request.user),
+        vm_ids=form.cleaned_data["vms"],
+        destination=form.cleaned_data["destination_host"],
+    )
+    for outcome in outcomes:
+        name = outcome.vm_name or str(outcome.vm_id)
+        if outcome.job is not None:
+            link = reverse("migrations:job_detail", kwargs={"pk": outcome.job.pk})
+            messages.success(
+                request,
+                format_html(
+                    '{}: queued to {}. <a href="{}">See the migration.</a>', name, outcome.job.destination_host, link
+                ),
+            )
+        else:
+            reasons = " ".join(message for field in (outcome.reasons or {}).values() for message in field)
+            messages.error(request, f"{name}: {reasons}")
+    return redirect("clusters:vm_list")
 
 
 @require_GET

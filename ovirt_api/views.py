@@ -321,8 +321,9 @@ def vm(request: HttpRequest, pk: str) -> HttpResponse:
     return _respond(request, "vm", resources.vm_tree(_get(resources.vm_queryset(), pk, "VM")))
 
 
-def _destination(body: Tree, vm) -> Host:
-    """The host named in a migrate action, by id or by name; without one, Ferry chooses."""
+def _destination(body: Tree, vm) -> Host | None:
+    """The host named in a migrate action, by id or by name; None: Ferry chooses (migration_start),
+    once it is known that some host can take the VM."""
     cluster = body.get("cluster")
     if cluster is not None:
         cluster_id = cluster.get("id") if isinstance(cluster, dict) else None
@@ -337,7 +338,7 @@ def _destination(body: Tree, vm) -> Host:
         if chosen is None:
             why = f" ({'; '.join(passed)})" if passed else ""
             raise Fault(f"No other host of cluster {vm.host.cluster.name} is up to receive {vm.name}{why}.")
-        return chosen
+        return None
     if not isinstance(target, dict) or not (target.get("id") or target.get("name")):
         raise Fault('Name the destination as <host id="..."/> or <host><name>...</name></host>.')
     hosts = Host.objects.select_related("cluster")
@@ -410,7 +411,7 @@ def vm_migrate(request: HttpRequest, pk: str) -> HttpResponse:
     except MigrationConflict as error:
         raise Fault(f"Cannot migrate VM {vm.name}. {error}", status=409) from None
     return _respond(
-        request, "action", {"host": {"id": str(destination.pk)}, "job": _job_link(job), "status": "complete"}
+        request, "action", {"host": {"id": str(job.destination_host_id)}, "job": _job_link(job), "status": "complete"}
     )
 
 

@@ -7,6 +7,7 @@ from ferry_common.vocabulary import CONVERGENCE_ACTIONS
 from migrations_app.models import MigrationJob
 from migrations_app.resolver import DecisionCode
 from migrations_app.selectors import job_waiting
+from migrations_app.services import BULK_MIGRATE_MAX
 
 # One source for the codes: the resolver, which writes them.
 DECISION_CODES = tuple(code.value for code in DecisionCode)
@@ -132,6 +133,8 @@ class MigrationJobSerializer(serializers.ModelSerializer):
             "error",
             "stats",
             "cancel_requested",
+            "automatic",
+            "rerun_of",
             "created_by",
             "created_at",
             "started_at",
@@ -174,3 +177,36 @@ class MigrateSerializer(serializers.Serializer):
         help_text="The host to migrate the VM to. Left out: Ferry chooses the host of the VM's cluster that is "
         "up, has room for it and has the most free memory.",
     )
+
+
+class BulkMigrateSerializer(serializers.Serializer):
+    vms = serializers.ListField(
+        child=serializers.UUIDField(),
+        min_length=1,
+        max_length=BULK_MIGRATE_MAX,
+        help_text=f"The VMs to migrate (ids, at most {BULK_MIGRATE_MAX}); each is migrated on its own.",
+    )
+    destination_host = StrictPrimaryKeyRelatedField(
+        queryset=Host.objects.select_related("cluster"),
+        required=False,
+        help_text="The host to migrate every VM to. Left out: Ferry chooses a host for each VM, as for one VM.",
+    )
+
+
+class BulkMigrateResultSerializer(serializers.Serializer):
+    vm = serializers.UUIDField()
+    status = serializers.ChoiceField(
+        choices=[202, 400, 404, 409],
+        help_text="What POST /api/vms/{id}/migrate/ would have answered for this VM: 202 queued, 400 refused, "
+        "404 no such VM, 409 it already has an active migration.",
+    )
+    job = MigrationJobSerializer(allow_null=True, help_text="The new queued job (null: none was started).")
+    reasons = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        allow_null=True,
+        help_text="Why no job was started, by field (null when one was).",
+    )
+
+
+class BulkMigrateResponseSerializer(serializers.Serializer):
+    results = BulkMigrateResultSerializer(many=True)

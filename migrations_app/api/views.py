@@ -11,8 +11,9 @@ from core.api.exceptions import Conflict, field_messages
 from core.api.schema import VALIDATION_ERROR, ErrorSerializer
 from core.api.views import ListFilterMixin
 from core.audit import Actor
-from core.rules import Rule, rule_error
 from migrations_app.api.serializers import (
+    BulkMigrateResponseSerializer,
+    BulkMigrateSerializer,
     DestinationSerializer,
     MigrateSerializer,
     MigrationJobDetailSerializer,
@@ -22,8 +23,14 @@ from migrations_app.api.serializers import (
 from migrations_app.evacuation import evacuation_progress
 from migrations_app.filtersets import MigrationJobFilterSet
 from migrations_app.impact import cluster_impact
-from migrations_app.selectors import destination_search, job_list, migration_plan, vm_for_planning
-from migrations_app.services import agent_token_issue, check_destination_in_cluster, migration_cancel, migration_start
+from migrations_app.selectors import job_list, migration_plan, vm_for_planning
+from migrations_app.services import (
+    agent_token_issue,
+    check_destination_in_cluster,
+    migration_cancel,
+    migration_start,
+    migrations_start_many,
+)
 
 
 class MigrationJobViewSet(ListFilterMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -174,7 +181,10 @@ class HostViewSet(estate.HostViewSet):
 class VMViewSet(estate.VMViewSet):
     __doc__ = estate.VMViewSet.__doc__
 
-    action_permissions = {"migrate": ["migrations_app.add_migrationjob"]}
+    action_permissions = {
+        "migrate": ["migrations_app.add_migrationjob"],
+        "migrate_many": ["migrations_app.add_migrationjob"],
+    }
 
     @extend_schema(parameters=[DestinationSerializer], responses={200: PlanSerializer})
     @action(detail=True, methods=["get"], url_path="migration-plan")
@@ -206,13 +216,29 @@ class VMViewSet(estate.VMViewSet):
         vm = vm_for_planning(self.get_object().pk)
         body = MigrateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        destination = body.validated_data.get("destination_host")
-        if destination is None:
-            destination, passed = destination_search(vm)
-            if destination is None:
-                why = "; ".join(passed) or "the cluster has no other host"
-                raise ValidationError(
-                    {"destination_host": rule_error(Rule.NO_DESTINATION, f"No host can take {vm.name}: {why}.")}
-                )
-        job = migration_start(actor=self.actor, vm=vm, destination=destination)
+        job = migration_start(actor=self.actor, vm=vm, destination=body.validated_data.get("destination_host"))
         return Response(MigrationJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=BulkMigrateSerializer, responses={202: BulkMigrateResponseSerializer, 400: VALIDATION_ERROR})
+    @action(detail=False, methods=["post"], url_path="migrate")
+    def migrate_many(self, request):
+        """Start a migration for each VM listed, each as POST /api/vms/{id}/migrate/ would (to
+        destination_host, or without it to the host Ferry chooses for each VM): 202 with one result
+        per VM, in the order given; one VM's refusal does not stop the others."""
+        body = BulkMigrateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        outcomes = migrations_start_many(
+            actor=self.actor,
+            vm_ids=body.validated_data["vms"],
+            destination=body.validated_data.get("destination_host"),
+        )
+        results = [
+            {
+                "vm": outcome.vm_id,
+                "status": outcome.status,
+                "job": MigrationJobSerializer(outcome.job).data if outcome.job is not None else None,
+                "reasons": outcome.reasons,
+            }
+            for outcome in outcomes
+        ]
+        return Response({"results": results}, status=status.HTTP_202_ACCEPTED)

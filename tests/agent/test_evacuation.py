@@ -146,13 +146,42 @@ def test_a_vm_no_host_can_take_leaves_the_host_preparing_with_the_reason(estate,
     assert VM.objects.get(pk=huge.pk).host_id == source.pk  # no VM is lost
 
 
-def test_a_failed_job_leaves_the_host_preparing_and_asking_again_retries(estate, django_capture_on_commit_callbacks):
+def test_a_failed_job_is_rerun_once_on_the_next_host_and_counts_as_one_attempt(
+    estate, django_capture_on_commit_callbacks
+):
+    _cluster, (source, first, second) = estate
+    vm = VMFactory(host=source, name="guest")
+    evacuate(source, django_capture_on_commit_callbacks)
+    job = MigrationJob.objects.get(vm=vm)
+    assert job.automatic and job.destination_host_id in (first.pk, second.pk)
+    error = {"code": "migration_failed", "message": "the destination refused"}
+    finish(job, state=JobState.FAILED, on_commit=django_capture_on_commit_callbacks, error=error)
+    rerun = MigrationJob.objects.get(vm=vm, state=JobState.QUEUED)
+    assert rerun.rerun_of_id == job.pk and rerun.evacuation_id == job.evacuation_id
+    assert rerun.destination_host_id != job.destination_host_id and rerun.source_host_id == source.pk
+    assert rerun.plan["decisions"][0]["code"] == "destination_chosen"
+    assert f"after it failed to {job.destination_host.name}" in rerun.plan["decisions"][0]["message"]
+    assert AuditEntry.objects.filter(action="rerun", object_id=str(job.pk)).exists()
+    progress = evacuation_progress(source)
+    assert (progress["failed"], progress["waiting"]) == (0, 1)  # the rerun is the VM's attempt
+    source.refresh_from_db()
+    assert source.status == HostStatus.PREPARING_FOR_MAINTENANCE
+    finish(rerun, on_commit=django_capture_on_commit_callbacks)
+    source.refresh_from_db()
+    assert source.status == HostStatus.MAINTENANCE
+    assert evacuation_progress(source)["moved"] == 1 and evacuation_progress(source)["failed"] == 0
+
+
+def test_a_failed_rerun_leaves_the_host_preparing_and_asking_again_retries(estate, django_capture_on_commit_callbacks):
     _cluster, (source, _first, _second) = estate
     vm = VMFactory(host=source, name="guest")
     evacuate(source, django_capture_on_commit_callbacks)
     job = MigrationJob.objects.get(vm=vm)
     error = {"code": "migration_failed", "message": "the destination refused"}
     finish(job, state=JobState.FAILED, on_commit=django_capture_on_commit_callbacks, error=error)
+    rerun = MigrationJob.objects.get(vm=vm, state=JobState.QUEUED)
+    finish(rerun, state=JobState.FAILED, on_commit=django_capture_on_commit_callbacks, error=error)
+    assert not MigrationJob.objects.filter(vm=vm, state=JobState.QUEUED).exists()  # a rerun is not rerun
     source.refresh_from_db()
     assert source.status == HostStatus.PREPARING_FOR_MAINTENANCE
     assert "guest: its migration failed (the destination refused)" in source.status_reason["message"]

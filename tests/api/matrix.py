@@ -199,6 +199,12 @@ ROUTES = [
         {"GET": Allowed(200)},
     ),
     Route(
+        "vm-migrate-bulk",
+        "clusters.vm",
+        lambda e: "/api/vms/migrate/",
+        {"POST": Allowed(202, lambda e: {"vms": [str(e.vm.pk)]}, "migrations_app.add_migrationjob")},
+    ),
+    Route(
         "vm-migrate",
         "clusters.vm",
         lambda e: f"/api/vms/{e.vm.pk}/migrate/",
@@ -294,6 +300,7 @@ OPENAPI_PATHS = {
     "vm": "/api/vms/{id}/",
     "cluster-impact": "/api/clusters/{id}/impact/",
     "vm-migration-plan": "/api/vms/{id}/migration-plan/",
+    "vm-migrate-bulk": "/api/vms/migrate/",
     "vm-migrate": "/api/vms/{id}/migrate/",
     "migrations": "/api/migrations/",
     "migration": "/api/migrations/{id}/",

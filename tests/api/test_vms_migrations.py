@@ -200,6 +200,8 @@ def test_jobs_are_listed_newest_first_and_filtered(api, estate):
         "error",
         "stats",
         "cancel_requested",
+        "automatic",
+        "rerun_of",
         "created_by",
         "created_at",
         "started_at",
@@ -301,3 +303,27 @@ def test_the_destination_is_reached_at_its_peer_uri_or_what_a_blank_one_means(
     response = api.get(plan_url(estate.vm), {"destination_host": str(destination.pk)})
     assert response.status_code == 200, response.content
     assert response.json()["libvirt"]["destination_uri"] == reached_at
+
+
+def test_migrate_without_a_destination_records_ferrys_choice_and_why(api, estate, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks():
+        response = api.post(f"/api/vms/{estate.vm.pk}/migrate/", {}, format="json")
+    assert response.status_code == 202
+    job = response.json()
+    assert job["automatic"] is True and job["rerun_of"] is None
+    assert job["destination_host"] == str(estate.destination.pk)
+    chosen = job["plan"]["decisions"][0]
+    assert chosen["code"] == "destination_chosen"
+    assert (
+        chosen["message"].startswith("Ferry chose hv-b with ")
+        and "Passed over: hv-spare is maintenance." in chosen["message"]
+    )
+
+
+def test_migrate_to_a_named_host_is_not_ferrys_choice(api, estate, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks():
+        response = api.post(
+            f"/api/vms/{estate.vm.pk}/migrate/", {"destination_host": str(estate.destination.pk)}, format="json"
+        )
+    assert response.json()["automatic"] is False
+    assert "destination_chosen" not in [d["code"] for d in response.json()["plan"]["decisions"]]

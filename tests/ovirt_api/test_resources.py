@@ -224,7 +224,9 @@ def test_without_a_host_ferry_chooses_the_destination(ovirt, ovirt_estate):
     action = xml(ovirt.post(f"/vms/{ovirt_estate.vm.pk}/migrate", "<action/>"))
 
     assert action.find("host").get("id") == str(ovirt_estate.hv_b.pk)
-    assert MigrationJob.objects.get().destination_host_id == ovirt_estate.hv_b.pk
+    job = MigrationJob.objects.get()
+    assert job.destination_host_id == ovirt_estate.hv_b.pk
+    assert job.automatic and job.plan["decisions"][0]["code"] == "destination_chosen"  # a failure is rerun
 
 
 def test_without_a_host_and_none_up_it_is_a_fault(ovirt, ovirt_estate):

@@ -10,12 +10,49 @@ from tests.pages.world import make_job
 pytestmark = pytest.mark.django_db
 
 
-def test_the_migrate_page_previews_the_plan_for_the_first_host_that_is_up(admin_client, world):
+def test_the_migrate_page_offers_automatic_first_and_previews_the_host_ferry_would_choose(admin_client, world):
+    HostFactory(name="kvm-c", cluster=world.cluster, status="maintenance")
     page = admin_client.get(f"/vms/{world.vm.pk}/migrate/").content.decode()
     address = world.destination.address
-    assert f'<option value="{world.destination.pk}" selected>kvm-b (Up, {address})</option>' in page
+    options = page.split('name="destination_host"')[1].split("</select>")[0]
+    assert options.index('<option value="" selected>Select automatically (Ferry chooses)</option>') < options.index(
+        f'<option value="{world.destination.pk}">kvm-b (Up, {address})</option>'
+    )
+    assert 'id="automatic-choice"' in page and "Ferry would choose" in page
+    assert "destination_chosen" in page and "Ferry chose kvm-b with" in page
+    assert "Passed over: kvm-c is maintenance." in page
     for text in ("VIR_MIGRATE_LIVE", "VIR_MIGRATE_PEER2PEER", f"migrate_uri = tcp://{address}", "Confirm migration"):
         assert text in page
+
+
+def test_the_automatic_preview_says_why_no_host_can_take_the_vm(admin_client, world):
+    world.destination.status = "maintenance"
+    world.destination.save()
+    for url in (f"/vms/{world.vm.pk}/migrate/", f"/vms/{world.vm.pk}/migrate/plan/"):
+        response = admin_client.get(url, {"destination_host": ""})
+        page = response.content.decode()
+        assert response.status_code == 200
+        assert 'id="no-destination"' in page and "No host can take db-1: kvm-b is maintenance." in page
+        assert "VIR_MIGRATE_LIVE" not in page
+
+
+def test_confirming_the_automatic_choice_records_it_on_the_job(admin_client, world):
+    response = admin_client.post(f"/vms/{world.vm.pk}/migrate/", {"destination_host": ""})
+    job = MigrationJob.objects.get(state="queued")
+    assert response.status_code == 302 and response["Location"] == f"/migrations/{job.pk}/"
+    assert job.destination_host == world.destination and job.automatic and job.rerun_of is None
+    chosen = job.plan["decisions"][0]
+    assert chosen["code"] == "destination_chosen" and chosen["message"].startswith("Ferry chose kvm-b with ")
+    assert "destination_chosen" in admin_client.get(response["Location"]).content.decode()
+
+
+def test_confirming_the_automatic_choice_without_a_host_writes_nothing(admin_client, world):
+    world.destination.status = "non_operational"
+    world.destination.save()
+    response = admin_client.post(f"/vms/{world.vm.pk}/migrate/", {"destination_host": ""})
+    assert response.status_code == 200
+    assert "No host can take db-1: kvm-b is non operational." in response.content.decode()
+    assert not MigrationJob.objects.filter(state="queued").exists()
 
 
 def test_the_preview_fragment_explains_each_decision(admin_client, world):
@@ -43,8 +80,8 @@ def test_the_preview_says_which_time_limits_the_source_agent_holds_the_migration
     assert "or is aborted after 600 s without progress" in fragment
 
 
-def test_the_preview_with_no_or_a_junk_destination(admin_client, world):
-    for value in ("", "junk", "00000000-0000-0000-0000-000000000009"):
+def test_the_preview_with_a_junk_destination(admin_client, world):
+    for value in ("junk", "00000000-0000-0000-0000-000000000009"):
         response = admin_client.get(f"/vms/{world.vm.pk}/migrate/plan/", {"destination_host": value})
         assert response.status_code == 200
         assert "Choose a destination host" in response.content.decode()
@@ -80,7 +117,6 @@ def test_bad_destinations_are_refused_on_the_field(admin_client, world):
         (elsewhere.pk, "The destination host is in another cluster."),
         (down.pk, "is Maintenance"),
         ("junk", "Select a valid choice"),
-        ("", "This field is required"),
     ):
         response = admin_client.post(f"/vms/{world.vm.pk}/migrate/", {"destination_host": destination})
         assert response.status_code == 200, destination
