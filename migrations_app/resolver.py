@@ -122,7 +122,6 @@ class Plan:
     flags: list[str]
     params: dict[str, Any]
     decisions: list[Decision] = field(default_factory=list)
-    limits: dict[str, float | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,7 +142,6 @@ class Plan:
                 "params": dict(self.params),
             },
             "decisions": [{"code": d.code, "message": d.message} for d in self.decisions],
-            "limits": dict(self.limits) if self.limits is not None else None,
         }
 
 
@@ -213,6 +211,7 @@ DECISION_REASONS = {
     "zerocopy_memtune_limit": "their memory hard limit (memtune) is below what zero-copy must lock",
     "memtune_limit_not_enforced": "their memory hard limit is below what zero-copy locks, but their host does "
     "not enforce locked memory",
+    "migration_time_limit": "their source host's agent limits a migration's total time",
     "destination_chosen": "Ferry chose the destination host (the one with the most free memory)",
 }
 
@@ -518,6 +517,15 @@ def resolve_plan(
         flags.append("VIR_MIGRATE_ZEROCOPY")
     params["bandwidth"] = bandwidth
 
+    if source.migration_timeout_s:
+        # Vdsm has no total limit: one that the source's agent sets is said, since it can abort a long run.
+        decide(
+            "migration_time_limit",
+            f"{_host('source', source)}'s agent aborts a migration that has not ended after "
+            f"{source.migration_timeout_s:g} s, so a very large VM may not finish: remove the limit "
+            "(ferry-agent --migration-timeout 0) to let it end by its schedule alone.",
+        )
+
     return Plan(
         policy={"id": str(policy.id), "name": policy.name},
         zerocopy=zerocopy,
@@ -534,13 +542,13 @@ def resolve_plan(
         flags=flags,
         params=params,
         decisions=decisions,
-        limits=migration_limits(source),
     )
 
 
 def migration_limits(source: HostValues) -> dict[str, float | None] | None:
-    """The limits the source host's agent holds this migration to, as it reported them: the
-    schedule's pulse, the stall watchdog and a total limit (None: none). None: not reported."""
+    """The limits the source host's agent holds a migration to, as it reported them: the
+    schedule's pulse, the stall watchdog and a total limit (None: none). None: not reported.
+    Shown with a plan (the migrate page); a total limit is also a decision of the plan."""
     if source.migration_pulse_s is None:
         return None
     return {

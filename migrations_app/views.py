@@ -25,10 +25,12 @@ from migrations_app.forms import BulkMigrateForm, MigrateForm
 from migrations_app.impact import PROPOSABLE_FIELDS, cluster_impact
 from migrations_app.models import ACTIVE_STATES, MigrationJob
 from migrations_app.progress import chart, live_figures
+from migrations_app.resolver import migration_limits
 from migrations_app.selectors import (
     automatic_plan,
     dashboard_summary,
     destination_automatic,
+    host_values,
     job_list,
     job_waiting,
     migration_plan,
@@ -65,6 +67,9 @@ def _preview_context(vm: VM, form: MigrateForm) -> dict:
         "automatic": form.automatic(),
         "unavailable": unavailable,
         "plan": plan,
+        # The limits the source's agent holds every migration to (shown with the plan).
+        "show_limits": True,
+        "limits": migration_limits(host_values(vm.host)),
     }
 
 

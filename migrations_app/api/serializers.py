@@ -61,18 +61,6 @@ class PlanDecisionSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
-class PlanLimitsSerializer(serializers.Serializer):
-    """The limits the source host's agent holds the migration to, as it reported them."""
-
-    pulse_s = serializers.FloatField(help_text="The convergence schedule takes at most one step per pulse.")
-    stall_s = serializers.FloatField(
-        allow_null=True, help_text="The migration is aborted after this long without progress; null: never."
-    )
-    total_s = serializers.FloatField(
-        allow_null=True, help_text="A limit on the whole migration; null: none (it ends by its schedule)."
-    )
-
-
 class PlanSerializer(serializers.Serializer):
     """The resolver's plan: exactly what libvirt receives, and every decision made silently."""
 
@@ -89,9 +77,6 @@ class PlanSerializer(serializers.Serializer):
     convergence_schedule = PlanScheduleSerializer()
     libvirt = PlanLibvirtSerializer()
     decisions = PlanDecisionSerializer(many=True)
-    limits = PlanLimitsSerializer(
-        allow_null=True, required=False, help_text="Null: the source host's agent has not reported its limits."
-    )
 
 
 class JobErrorSerializer(serializers.Serializer):

@@ -194,6 +194,9 @@ def expected_plan(vm: VMValues, cluster: ClusterValues, src: HostValues, dst: Ho
     if parallel:
         params["parallel.connections"] = connections
     limit = 1 if parallel else policy.max_migrations
+    # Vdsm has no total time limit: one the source's agent sets is named.
+    if src.migration_timeout_s:
+        codes.add("migration_time_limit")
     return {
         "policy": {"id": str(policy.id), "name": policy.name},
         "zerocopy": zerocopy,
@@ -209,10 +212,6 @@ def expected_plan(vm: VMValues, cluster: ClusterValues, src: HostValues, dst: Ho
         "flags": flags,
         "params": params,
         "codes": codes,
-        # The source agent's own limits, as it reported them; nothing when it has not.
-        "limits": None
-        if src.migration_pulse_s is None
-        else {"pulse_s": src.migration_pulse_s, "stall_s": src.migration_stall_s, "total_s": src.migration_timeout_s},
     }
 
 
@@ -284,7 +283,6 @@ PLAN_FIELDS = (
     "incoming_limit",
     "outgoing_limit",
     "convergence_schedule",
-    "limits",
 )
 
 
