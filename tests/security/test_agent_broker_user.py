@@ -118,6 +118,9 @@ def test_the_agents_worker_runs_under_its_user_and_takes_its_own_queues_task(age
         # a busy claim goes back to Ferry's outbox), to the host's own exchange.
         settings.FERRY_HOST_QUEUES = True
         sender = make_app(admin_url(), queue="unused")
+        # Celery's broker_url yields to CELERY_BROKER_URL in the environment (Redis in CI's second
+        # pass), which would publish this to another broker than the worker's: write to RabbitMQ.
+        sender.conf.broker_write_url = admin_url()
         try:
             send_host_task("ferry.sync_inventory", mine.pk, app=sender)
         finally:
