@@ -219,7 +219,11 @@ class VMViewSet(estate.VMViewSet):
         job = migration_start(actor=self.actor, vm=vm, destination=body.validated_data.get("destination_host"))
         return Response(MigrationJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=BulkMigrateSerializer, responses={202: BulkMigrateResponseSerializer, 400: VALIDATION_ERROR})
+    @extend_schema(
+        operation_id="vms_migrate_many",  # beside POST /api/vms/{id}/migrate/ (vms_migrate_create)
+        request=BulkMigrateSerializer,
+        responses={202: BulkMigrateResponseSerializer, 400: VALIDATION_ERROR},
+    )
     @action(detail=False, methods=["post"], url_path="migrate")
     def migrate_many(self, request):
         """Start a migration for each VM listed, each as POST /api/vms/{id}/migrate/ would (to
