@@ -1,35 +1,55 @@
-"""Plain-English notes on what a cluster's migration options will silently turn into.
+"""What a cluster's migration options will silently turn into, said before any VM migrates.
 
-`cluster_notes` is a pure function over the values chosen in the cluster form; `form_notes` reads
-them from a ClusterForm. It follows the resolver's rules
-(migrations_app/resolver.py) and uses the same decision codes, so the form tells an admin
-beforehand what every migration's plan will later report. What depends on the VM or the link
-speed is said with "when"; what depends on the hosts is said only when their reports are known.
+The notes restate none of the resolver's rules: they are the decisions of plans the resolver itself
+makes. `cluster_notes` resolves the migration of a reference VM (one that sets nothing itself)
+between two reference hosts that report support for everything, then once from and once to each of
+the cluster's own hosts:
+
+- a decision the reference plan makes at every link speed is said as that plan says it;
+- one that depends on the link speed (the automatic bandwidth) is said with the speeds it applies
+  to, found by resolving at the lowest and highest reference speeds and bisecting between them;
+- one that only a real host's reports cause names that host (and how many others share it).
+
+`form_notes` reads the values from a ClusterForm, so the panel follows the form as it is edited.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from clusters.forms import ClusterForm, form_choice, form_positive_int
 from clusters.models import Bandwidth, ParallelPolicy
 from core.choices import TriState
 from migrations_app.resolver import (
-    ENCRYPTION_MIN_LEVEL,
-    HYPERVISOR_BANDWIDTH_MIB_S,
-    MBIT_PER_CONNECTION,
-    DecisionCode,
+    AUTO,
+    MAX_CONNECTIONS,
+    ClusterValues,
     Defaults,
-    PolicyValues,
-    level_tuple,
-    policy_override_message,
-    tri_state,
+    HostValues,
+    VMValues,
+    resolve_plan,
 )
-from migrations_app.selectors import global_defaults, policy_values
-from policies.convergence import has_postcopy, has_schedule
+from migrations_app.selectors import global_defaults, host_values, policy_values
 
+#: The link speeds (Mbit/s) between which a decision that depends on them is looked for.
+SLOWEST_LINK_MBPS = 100
+FASTEST_LINK_MBPS = 400_000
+#: A VM that sets nothing itself, with enough vCPUs that they never limit its connections.
+REFERENCE_VM = VMValues(vcpus=MAX_CONNECTIONS, policy=None)
+# Documentation addresses (RFC 5737), owned by the reference hosts: they never reach anything.
+REFERENCE_SOURCE = HostValues(
+    address="192.0.2.1",
+    destination_uri="qemu+tls://192.0.2.1/system",
+    zerocopy_migrations=True,
+    parallel_migrations=True,
+    addresses=("192.0.2.1",),
+)
+REFERENCE_DESTINATION = replace(
+    REFERENCE_SOURCE, address="192.0.2.2", destination_uri="qemu+tls://192.0.2.2/system", addresses=("192.0.2.2",)
+)
+HOSTS_NAMED = 3
 NO_DEFAULTS = Defaults()
-PARALLEL_LABELS = {"disabled": "Disabled", "auto": "Auto", "auto_parallel": "Auto Parallel", "custom": "Custom"}
 
 
 @dataclass(frozen=True)
@@ -38,150 +58,83 @@ class Note:
     message: str
 
 
+def _decisions(
+    cluster: ClusterValues, defaults: Defaults, source: HostValues, destination: HostValues
+) -> dict[str, str]:
+    plan = resolve_plan(vm=REFERENCE_VM, cluster=cluster, source=source, destination=destination, defaults=defaults)
+    return {decision.code: decision.message for decision in plan.decisions}
+
+
+def _at(speed: int | None) -> tuple[HostValues, HostValues]:
+    return replace(REFERENCE_SOURCE, link_speed_mbps=speed), replace(REFERENCE_DESTINATION, link_speed_mbps=speed)
+
+
+#: Common link speeds (Mbit/s), one of which illustrates a decision that depends on the speed.
+COMMON_LINKS_MBPS = (1_000, 10_000, 25_000, 40_000, 100_000, 200_000, 400_000)
+
+
+def _speed(mbps: int) -> str:
+    return f"{mbps // 1000} Gbit/s" if mbps % 1000 == 0 else f"{mbps:,} Mbit/s"
+
+
+def _threshold(cluster: ClusterValues, defaults: Defaults, code: str, present_when_slow: bool) -> int:
+    """The lowest link speed at which `code`'s presence is as at the fastest reference speed."""
+    low, high = SLOWEST_LINK_MBPS, FASTEST_LINK_MBPS  # presence at low != presence at high
+    while high - low > 1:
+        middle = (low + high) // 2
+        if (code in _decisions(cluster, defaults, *_at(middle))) == present_when_slow:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
 def cluster_notes(
-    *,
-    policy: PolicyValues,
-    level: str,
-    parallel_supported: bool,
-    parallel: str,
-    bandwidth: str,
-    bandwidth_custom_mbps: int | None,
-    encrypted: str,
-    compressed: str,
-    auto_converge: str = "inherit",
-    defaults: Defaults = NO_DEFAULTS,
-    hosts_without_zerocopy: tuple[str, ...] = (),
-    hosts_without_parallel: tuple[str, ...] = (),
+    cluster: ClusterValues, *, defaults: Defaults = NO_DEFAULTS, hosts: Sequence[HostValues] = ()
 ) -> list[Note]:
-    """What the resolver will decide for every migration in a cluster with these options."""
+    """The decisions every migration in a cluster with these options will report, from the
+    resolver's own plans (see the module's docstring)."""
     notes: list[Note] = []
-
-    def note(code: str, message: str) -> None:
-        notes.append(Note(DecisionCode(code).value, message))
-
-    for code, setting, cluster_value, policy_value in (
-        ("auto_converge_policy_override", "auto-converge", auto_converge, policy.auto_convergence),
-        ("compression_policy_override", "compression", compressed, policy.migration_compression),
-    ):
-        if "inherit" not in (cluster_value, policy_value) and cluster_value != policy_value:
-            note(code, policy_override_message(setting, policy))
-
-    is_encrypted = tri_state(encrypted, defaults.encrypted)
-    if is_encrypted and level_tuple(level) < ENCRYPTION_MIN_LEVEL:
-        note(
-            "encryption_unsupported_level",
-            f"Compatibility version {level} does not support migration encryption: migrations are not encrypted.",
-        )
-        is_encrypted = False
-    if parallel != "disabled" and not parallel_supported:
-        note(
-            "parallel_unsupported_level",
-            f"Compatibility version {level} does not support parallel migrations: "
-            f"the parallel setting {PARALLEL_LABELS.get(parallel, parallel)} is ignored.",
-        )
-        parallel = "disabled"
-
-    zerocopy = False
-    if policy.zerocopy:
-        if not parallel_supported:
-            note(
-                "zerocopy_unsupported_level",
-                f"Compatibility version {level} does not support parallel migrations: "
-                f"{policy.name} will migrate without zero-copy.",
-            )
-        elif is_encrypted:
-            source = " (the global default)" if encrypted == "inherit" else ""
-            note("zerocopy_disabled_encryption", f"Encryption is on{source}: zero-copy will not be used.")
+    if cluster.migration_bandwidth == AUTO:
+        slow = _decisions(cluster, defaults, *_at(SLOWEST_LINK_MBPS))
+        fast = _decisions(cluster, defaults, *_at(FASTEST_LINK_MBPS))
+    else:
+        slow = fast = _decisions(cluster, defaults, *_at(None))
+    for code in dict.fromkeys([*slow, *fast]):
+        if code in slow and code in fast:
+            notes.append(Note(code, slow[code]))
+            continue
+        threshold = _threshold(cluster, defaults, code, present_when_slow=code in slow)
+        if code in slow:
+            example = max((s for s in COMMON_LINKS_MBPS if s < threshold), default=SLOWEST_LINK_MBPS)
+            when = f"Between hosts linked below {_speed(threshold)}, at {_speed(example)} for example"
         else:
-            zerocopy = True
-    if zerocopy and parallel in ("disabled", "auto"):
-        if parallel == "disabled":
-            message = "Parallel migrations are disabled: they will be enabled automatically for this policy."
-        else:
-            message = (
-                "Parallel migrations are Auto: this policy needs them, so Auto Parallel is used "
-                "(at least 2 connections)."
-            )
-        note("parallel_enforced", message)
-        parallel = "auto_parallel"
-    if zerocopy and hosts_without_zerocopy:
-        note(
-            "zerocopy_unsupported_host",
-            f"{_hosts(hosts_without_zerocopy)} not reported zero-copy support: "
-            "migrations from there run without zero-copy.",
-        )
-    if parallel != "disabled" and hosts_without_parallel:
-        note(
-            "parallel_unsupported_host",
-            f"{_hosts(hosts_without_parallel)} no parallel migrations: migrations from there are not parallel.",
-        )
+            example = min((s for s in COMMON_LINKS_MBPS if s >= threshold), default=FASTEST_LINK_MBPS)
+            when = f"Between hosts linked at {_speed(threshold)} or faster, at {_speed(example)} for example"
+        message = _decisions(cluster, defaults, *_at(example))[code]
+        notes.append(Note(code, f"{when}: {message[0].lower()}{message[1:]}"))
 
-    if bandwidth == "hypervisor_default":
-        note(
-            "bandwidth_hypervisor_default",
-            "Bandwidth is the hypervisor default: each migration is limited to its source host's own cap "
-            f"({HYPERVISOR_BANDWIDTH_MIB_S} MiB/s where the host reports none).",
-        )
-    parallel_for_sure, parallel_maybe = _parallel(note, parallel, bandwidth, bandwidth_custom_mbps)
-    when = "" if parallel_for_sure else " when a migration runs in parallel"
-    if parallel_for_sure or parallel_maybe:
-        if policy.migration_compression == "inherit":
-            is_compressed = tri_state(compressed, defaults.compressed)
-            whose = "Compression is on"
-        else:
-            is_compressed = policy.migration_compression == "true"
-            whose = f"{policy.name} compresses migrations"
-        if is_compressed:
-            note(
-                "compression_disabled",
-                f"{whose}, but parallel migrations are not compressed: compression is switched off{when}.",
-            )
-        if has_postcopy(policy.convergence):
-            note(
-                "postcopy_removed",
-                f"{policy.name} switches to post-copy when a migration stalls, which parallel migrations "
-                f"cannot do: those steps are removed{when}.",
-            )
-    if not has_schedule(policy.convergence):
-        note(
-            "hypervisor_schedule",
-            f"{policy.name} sets no convergence schedule: the hypervisor's own is used (downtime from "
-            "101 ms to 500 ms, and a migration still running after 42 memory passes is stopped).",
-        )
+    said = {note.code for note in notes}
+    by_code: dict[str, list[tuple[str, str]]] = {}
+    for host in hosts:
+        source, destination = _at(host.link_speed_mbps or FASTEST_LINK_MBPS)
+        baseline = _decisions(cluster, defaults, source, destination)
+        for role_plan in (
+            _decisions(cluster, defaults, host, destination),
+            _decisions(cluster, defaults, source, host),
+        ):
+            for code, message in role_plan.items():
+                if code not in baseline and code not in said:
+                    by_code.setdefault(code, []).append((host.name, message))
+    for code, found in by_code.items():
+        message = found[0][1]
+        others = list(dict.fromkeys(name for name, _ in found[1:] if name != found[0][0]))
+        if others:
+            shown = ", ".join(others[:HOSTS_NAMED])
+            more = f" and {len(others) - HOSTS_NAMED} more" if len(others) > HOSTS_NAMED else ""
+            message = f"{message} The same goes for {shown}{more}."
+        notes.append(Note(code, message))
     return notes
-
-
-def _hosts(names: tuple[str, ...]) -> str:
-    shown = ", ".join(sorted(names)[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return f"Host {shown} has" if len(names) == 1 else f"Hosts {shown} have"
-
-
-def _parallel(note, parallel: str, bandwidth: str, custom_mbps: int | None) -> tuple[bool, bool]:
-    """Whether migrations will be parallel: (always, only sometimes). Notes the automatic fallback."""
-    if parallel == "disabled":
-        return False, False
-    if parallel == "custom":
-        return True, False
-    outcome = "2 connections are used" if parallel == "auto_parallel" else "the migration is not parallel"
-    if bandwidth == "hypervisor_default":
-        note(
-            "parallel_fallback",
-            f"Bandwidth is the hypervisor default, so the number of parallel connections cannot be derived: {outcome}.",
-        )
-        return parallel == "auto_parallel", False
-    if bandwidth == "custom" and custom_mbps:
-        # From the cluster's figure before it is shared between migrations, as oVirt's engine does.
-        automatic = (custom_mbps // 8) * 8 // MBIT_PER_CONNECTION
-        if automatic < 2:
-            note(
-                "parallel_fallback",
-                f"{custom_mbps} Mbit/s is too little for 2 automatic connections (one per 10 Gbit/s): {outcome}.",
-            )
-            return parallel == "auto_parallel", False
-        return True, False
-    if parallel == "auto_parallel":
-        return True, False
-    return False, True
 
 
 def form_notes(form: ClusterForm) -> list[Note]:
@@ -190,22 +143,18 @@ def form_notes(form: ClusterForm) -> list[Note]:
     if policy is None:
         return []
     level = form.level
-    hosts = list(form.instance.hosts.all()) if form.stored is not None else []
-    return cluster_notes(
+    parallel = form_choice(form.value("parallel_migrations_policy"), ParallelPolicy, ParallelPolicy.DISABLED)
+    cluster = ClusterValues(
+        compatibility_version=level.level,
+        parallel_migrations_supported=level.parallel_migrations_supported,
         policy=policy_values(policy),
-        level=level.level,
-        parallel_supported=level.parallel_migrations_supported,
-        parallel=form_choice(form.value("parallel_migrations_policy"), ParallelPolicy, ParallelPolicy.DISABLED),
-        bandwidth=form_choice(form.value("migration_bandwidth"), Bandwidth, Bandwidth.AUTO),
-        bandwidth_custom_mbps=form_positive_int(form.value("migration_bandwidth_custom_mbps")),
-        encrypted=form_choice(form.value("migration_encrypted"), TriState, TriState.INHERIT),
-        compressed=form_choice(form.value("migration_compressed"), TriState, TriState.INHERIT),
-        auto_converge=form_choice(form.value("migration_auto_converge"), TriState, TriState.INHERIT),
-        defaults=global_defaults(),
-        hosts_without_zerocopy=tuple(
-            h.name for h in hosts if (h.capabilities or {}).get("zerocopy_migrations") is not True
-        ),
-        hosts_without_parallel=tuple(
-            h.name for h in hosts if (h.capabilities or {}).get("parallel_migrations") is False
-        ),
+        migration_bandwidth=form_choice(form.value("migration_bandwidth"), Bandwidth, Bandwidth.AUTO),
+        migration_bandwidth_custom_mbps=form_positive_int(form.value("migration_bandwidth_custom_mbps")),
+        migration_auto_converge=form_choice(form.value("migration_auto_converge"), TriState, TriState.INHERIT),
+        migration_compressed=form_choice(form.value("migration_compressed"), TriState, TriState.INHERIT),
+        migration_encrypted=form_choice(form.value("migration_encrypted"), TriState, TriState.INHERIT),
+        parallel_migrations_policy=parallel,
+        custom_parallel_migrations=form_positive_int(form.value("custom_parallel_migrations")),
     )
+    hosts = [host_values(host) for host in form.instance.hosts.all()] if form.stored is not None else []
+    return cluster_notes(cluster, defaults=global_defaults(), hosts=hosts)

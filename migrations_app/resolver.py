@@ -271,9 +271,14 @@ def _fallback_reason(bandwidth: int | None, automatic: int | None, vcpus: int, h
             "The number of parallel connections is worked out from the migration bandwidth, which is not known "
             f"here (the hypervisor's default, or a link speed that was not reported), so this migration {how}."
         )
+    if bandwidth is not None and automatic == vcpus < bandwidth * 8 // MBIT_PER_CONNECTION:
+        return (
+            f"The VM has {vcpus} vCPU(s), and a migration uses at most one parallel connection per vCPU, "
+            f"so this migration {how}."
+        )
     return (
-        f"At {bandwidth} MiB/s and {vcpus} vCPUs only {automatic} parallel connection(s) would be used "
-        f"(one per {MBIT_PER_CONNECTION // 1024} Gbit/s, at most one per vCPU), so this migration {how}."
+        f"At {bandwidth} MiB/s only {automatic} parallel connection(s) would be used "
+        f"(one per {MBIT_PER_CONNECTION // 1024} Gbit/s), so this migration {how}."
     )
 
 
@@ -423,10 +428,15 @@ def resolve_plan(
             else f"the hypervisor's default of {HYPERVISOR_BANDWIDTH_MIB_S} MiB/s (the source host reported no cap)"
         )
         if cluster.migration_bandwidth == AUTO:
+            silent = [
+                _host(role, host, start=False)
+                for role, host in (("source", source), ("destination", destination))
+                if not host.link_speed_mbps
+            ]
             decide(
                 "bandwidth_unknown_link_speed",
-                "The bandwidth is Auto, but the link speed of the source or destination host is not known, so "
-                f"this migration is limited to {whose}.",
+                f"The bandwidth is Auto, but {' and '.join(silent)} {'has' if len(silent) == 1 else 'have'} not "
+                f"reported a link speed, so this migration is limited to {whose}.",
             )
         else:
             decide(

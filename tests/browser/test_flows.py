@@ -59,11 +59,9 @@ def test_flow1_the_policy_offer_changes_in_place_with_the_version(admin_page, li
     expect(policy_option(page, "Very large VMs")).to_have_count(1)
     page.select_option("#id_migration_policy", label="Very large VMs")
     notes = page.locator("#cluster-notes")
-    expect(notes).to_contain_text(
-        "Parallel migrations are disabled: they will be enabled automatically for this policy."
-    )
+    expect(notes).to_contain_text("Zero-copy needs parallel connections, so this migration uses them (Auto Parallel)")
     page.select_option("#id_migration_encrypted", "true")
-    expect(notes).to_contain_text("Encryption is on: zero-copy will not be used.")
+    expect(notes).to_contain_text("This migration is encrypted and zero-copy cannot be encrypted")
     page.screenshot(path=screenshots_dir / "cluster-add-notes-1280.png", full_page=True)
 
     # Switching back to 4.6 with Very large VMs chosen moves the choice, and says so.

@@ -118,11 +118,11 @@ def test_the_form_shows_the_silent_resolutions_in_plain_words(admin_client):
     fragment = admin_client.get(
         "/clusters/form-options/", cluster_post(migration_policy=VERY_LARGE_VMS_ID)
     ).content.decode()
-    assert "Parallel migrations are disabled: they will be enabled automatically for this policy." in fragment
+    assert "Zero-copy needs parallel connections, so this migration uses them (Auto Parallel)" in fragment
     fragment = admin_client.get(
         "/clusters/form-options/", cluster_post(migration_policy=VERY_LARGE_VMS_ID, migration_encrypted="true")
     ).content.decode()
-    assert "Encryption is on: zero-copy will not be used." in fragment
+    assert "This migration is encrypted and zero-copy cannot be encrypted" in fragment
 
 
 def test_editing_a_cluster_saves_and_the_history_shows_the_change(admin_client, world):
@@ -267,7 +267,7 @@ def test_a_cluster_keeps_very_large_vms_when_its_level_loses_parallel_migrations
     page = admin_client.get(f"/clusters/{cluster.pk}/edit/").content.decode()
     assert "Very large VMs (kept; not offered at 4.7)" in options(page, "migration_policy")
     assert ">Auto<" in options(page, "parallel_migrations_policy")
-    assert "Very large VMs will migrate without zero-copy" in page
+    assert "The migration policy Very large VMs uses zero-copy, but compatibility version 4.7 does not" in page
     response = admin_client.post(
         f"/clusters/{cluster.pk}/edit/",
         cluster_post(
