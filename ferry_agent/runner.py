@@ -202,7 +202,9 @@ def migrate(agent: Agent, job_id: str) -> str:
     """Claim the job; run it on libvirt with exactly its frozen plan, every URI and flag checked
     here first; report progress and honour cancel; read the domain on both hosts; report the end.
     Returns the claim's answer ("started", "busy" or "not_queued")."""
+    began = time.monotonic()
     answer = agent.client.job_claim(job_id)
+    claimed = calling = time.monotonic()
     if answer.get("claim") != CLAIM_STARTED:
         return str(answer.get("claim"))
     job = answer.get("job") or {}
@@ -217,6 +219,7 @@ def migrate(agent: Agent, job_id: str) -> str:
     else:
         vm_uuid, source_uri, monitor_uri = order.vm_uuid, order.source_uri, order.destination_monitor_uri
         reporter = ProgressReporter(agent.client, job_id)
+        calling = time.monotonic()
         try:
             result = virt.migrate(
                 source_uri=order.source_uri,
@@ -236,12 +239,27 @@ def migrate(agent: Agent, job_id: str) -> str:
         except Exception as error:  # a bug must still end the job, never leave it running
             log.exception("migration %s crashed", job_id)
             result = _failed(f"Internal error in the agent: {error}")
+    migrated = time.monotonic()
     report = {
         "result": _result(result),
         "source_state": _domain_state(agent, source_uri, vm_uuid),
         "destination_state": _domain_state(agent, monitor_uri, vm_uuid),
     }
+    checked = time.monotonic()
     ended = agent.client.job_finish(job_id, report)
+    finished = time.monotonic()
+    call_s = float(result.get("seconds") or 0.0)
+    # Ferry's own time around the libvirt call, phase by phase (bench/lab_long.py's ferry_own_ms).
+    log.info(
+        "migration %s timing: claim %.0f ms, around the libvirt call %.0f ms, domain states %.0f ms, "
+        "finish %.0f ms, libvirt call %.3f s",
+        job_id,
+        (claimed - began) * 1000,
+        max(0.0, migrated - calling - call_s) * 1000,
+        (checked - migrated) * 1000,
+        (finished - checked) * 1000,
+        call_s,
+    )
     log.info(
         "migration %s of %s: %s (source %s, destination %s)",
         job_id,

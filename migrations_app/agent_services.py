@@ -28,7 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from clusters.models import MEMTUNE_MAX_MIB, VM, Host, HostStatus, VMStatus
@@ -250,7 +250,7 @@ def job_claim(host: Host, job_id: str) -> dict:
     claim = migration_claim(job_id=str(job.pk))
     if claim is not Claim.STARTED:
         return {"claim": claim.value}
-    job = _own_job(host, job_id)
+    # The order is what the job was created with (its plan is frozen): no need to read it again.
     return {
         "claim": claim.value,
         "job": {
@@ -433,11 +433,14 @@ def migration_claim(*, job_id: str) -> Claim:
         # that won must see the job running, not count it as another migration of its hosts.
         if not MigrationJob.objects.filter(pk=job_id, state=JobState.QUEUED).exists():
             return Claim.NOT_QUEUED
-        running = MigrationJob.objects.filter(state=JobState.RUNNING)
-        if (
-            running.filter(source_host_id=job.source_host_id).count() >= job.plan["outgoing_limit"]
-            or running.filter(destination_host_id=job.destination_host_id).count() >= job.plan["incoming_limit"]
-        ):
+        counts = MigrationJob.objects.filter(
+            Q(source_host_id=job.source_host_id) | Q(destination_host_id=job.destination_host_id),
+            state=JobState.RUNNING,
+        ).aggregate(
+            outgoing=Count("pk", filter=Q(source_host_id=job.source_host_id)),
+            incoming=Count("pk", filter=Q(destination_host_id=job.destination_host_id)),
+        )
+        if counts["outgoing"] >= job.plan["outgoing_limit"] or counts["incoming"] >= job.plan["incoming_limit"]:
             # Back to the outbox: it is sent again when one of its hosts' migrations ends.
             release(job.pk)
             return Claim.BUSY
@@ -448,7 +451,7 @@ def migration_claim(*, job_id: str) -> Claim:
         )
         if not started:
             return Claim.NOT_QUEUED
-        job.refresh_from_db()
+        job.state, job.started_at, job.heartbeat_at = JobState.RUNNING, now, now
         audit_record(actor=MIGRATE_ACTOR, action="start", instance=job, before=before, after=snapshot(job))
         _vm_set(job.vm_id, {"status": VMStatus.MIGRATING}, actor=MIGRATE_ACTOR)
     return Claim.STARTED
@@ -530,11 +533,16 @@ def job_expire(*, job_id: str) -> bool:
 
 def _vm_set(vm_id, changes: dict[str, Any], *, actor: Actor) -> None:
     """What libvirt says about a VM is a fact, not an edit to validate: store it, versioned and audited."""
-    with transaction.atomic():
+    # savepoint=False: inside a claim or a finish it joins their transaction (nothing here is
+    # caught and retried); on its own it is its own transaction.
+    with transaction.atomic(savepoint=False):
         vm = VM.objects.select_for_update().get(pk=vm_id)
         before = snapshot(vm)
         VM.objects.filter(pk=vm_id).update(**changes, version=F("version") + 1)
-        vm.refresh_from_db()
+        # What the row now holds, without reading it again: the lock above kept everyone else out.
+        for name, value in changes.items():
+            setattr(vm, name, value)
+        vm.version += 1
         audit_record(actor=actor, action="update", instance=vm, before=before, after=snapshot(vm))
 
 
