@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core import signing
@@ -125,12 +126,13 @@ class VersionedModelForm(forms.ModelForm):
             if isinstance(value, models.Model):
                 return str(value)
             try:
-                found = field.queryset.filter(pk=value).first()
+                found = field.queryset.filter(pk=value).first() if field.queryset is not None else None
             except (ValueError, ValidationError):
                 found = None
             return str(found) if found is not None else str(value)
         if isinstance(field, forms.ChoiceField):
-            return str(dict(field.choices).get(value, value))
+            # Assigning choices turns them into pairs; the stubs type the getter as any input it takes.
+            return str(dict(cast(Iterable[tuple[Any, Any]], field.choices)).get(value, value))
         if isinstance(value, dict | list):
             return json.dumps(value)
         return str(value)
