@@ -23,7 +23,7 @@ class ClusterLevelFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = ClusterLevel
-        fields = []
+        fields: list[str] = []
 
 
 class ClusterFilterSet(django_filters.FilterSet):

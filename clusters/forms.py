@@ -66,15 +66,17 @@ class ClusterForm(VersionedModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["migration_policy"].queryset = MigrationPolicy.objects.all()
-        self.fields["migration_auto_converge"].choices = _tri_choices(
+        self.typed_field("migration_policy", forms.ModelChoiceField).queryset = MigrationPolicy.objects.all()
+        self.typed_field("migration_auto_converge", forms.ChoiceField).choices = _tri_choices(
             settings.FERRY_DEFAULT_AUTO_CONVERGE, "converge by throttling the guest's CPUs"
         )
-        self.fields["migration_compressed"].choices = _tri_choices(
+        self.typed_field("migration_compressed", forms.ChoiceField).choices = _tri_choices(
             settings.FERRY_DEFAULT_COMPRESSED, "compress migration data"
         )
-        self.fields["migration_encrypted"].choices = _tri_choices(settings.FERRY_DEFAULT_ENCRYPTED, "migrate over TLS")
-        self.fields["error_handling"].choices = ErrorHandling.choices
+        self.typed_field("migration_encrypted", forms.ChoiceField).choices = _tri_choices(
+            settings.FERRY_DEFAULT_ENCRYPTED, "migrate over TLS"
+        )
+        self.typed_field("error_handling", forms.ChoiceField).choices = ErrorHandling.choices
         self.fields["custom_parallel_migrations"].widget.attrs.update(min=2, max=255)
         self.fields["migration_bandwidth_custom_mbps"].widget.attrs.update(min=1)
         # What is stored, before any edit: a cluster may keep an option its version no longer offers.
@@ -116,7 +118,11 @@ class ClusterForm(VersionedModelForm):
         self.offered_policies = offered
         choices = [(str(policy.pk), policy.name) for policy in offered]
         stored_policy = self.stored["policy"] if self.stored is not None else None
-        if self._keeps("policy", stored_policy) and all(str(stored_policy) != pk for pk, _ in choices):
+        if (
+            stored_policy is not None
+            and self._keeps("policy", stored_policy)
+            and all(str(stored_policy) != pk for pk, _ in choices)
+        ):
             kept = MigrationPolicy.objects.get(pk=stored_policy)
             choices.append((str(kept.pk), f"{kept.name} (kept; not offered at {level.level})"))
         self.fields["migration_policy"].widget.choices = choices
@@ -155,7 +161,8 @@ class ClusterForm(VersionedModelForm):
         self.data = data
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         # Values that only apply to a "custom" choice are dropped otherwise, with their errors.
         if cleaned.get("migration_bandwidth") != Bandwidth.CUSTOM:
             cleaned["migration_bandwidth_custom_mbps"] = None
@@ -234,9 +241,9 @@ class VMForm(VersionedModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["host"].queryset = Host.objects.select_related("cluster")
-        self.fields["migration_policy"].empty_label = "The cluster's policy"
-        self.fields["migration_encrypted"].choices = [
+        self.typed_field("host", forms.ModelChoiceField).queryset = Host.objects.select_related("cluster")
+        self.typed_field("migration_policy", forms.ModelChoiceField).empty_label = "The cluster's policy"
+        self.typed_field("migration_encrypted", forms.ChoiceField).choices = [
             (TriState.INHERIT, "Inherit from the cluster"),
             (TriState.TRUE, "On: migrate over TLS"),
             (TriState.FALSE, "Off"),
@@ -244,7 +251,8 @@ class VMForm(VersionedModelForm):
         self.fields["custom_parallel_migrations"].widget.attrs.update(min=2, max=255)
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("parallel_migrations_policy") != "custom":
             cleaned["custom_parallel_migrations"] = None
             self.errors.pop("custom_parallel_migrations", None)

@@ -2,7 +2,7 @@ import ipaddress
 import math
 import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -133,10 +133,18 @@ class ClusterLevel(models.Model):
         return self.level
 
 
-class _OriginalValuesMixin:
+if TYPE_CHECKING:
+    # What the mixin is mixed into; at run time it stays a plain class (migrations name it as a base).
+    _MixinBase = models.Model
+else:
+    _MixinBase = object
+
+
+class _OriginalValuesMixin(_MixinBase):
     """Remembers the stored values of some fields, so that clean() can tell what changed."""
 
     tracked_fields: tuple[str, ...] = ()
+    _original: dict[str, Any]
 
     @classmethod
     def from_db(cls, db, field_names, values, *args, **kwargs):
@@ -362,7 +370,7 @@ def validate_capabilities(value) -> None:
             _check_addresses(item)
         if isinstance(item, int) and not isinstance(item, bool) and item < 0:
             raise ValidationError(f"{key} must not be negative.")
-        if float in types and not (math.isfinite(item) and 0 < item <= LIMIT_S_MAX):
+        if float in types and isinstance(item, int | float) and not (math.isfinite(item) and 0 < item <= LIMIT_S_MAX):
             raise ValidationError(f"{key} must be a number of seconds above 0 and at most {LIMIT_S_MAX}, or null.")
         if isinstance(item, str) and (len(item) > 64 or not re.fullmatch(r"[\w.+~-]*", item)):
             raise ValidationError(f"{key} must be a version string such as 9.0.0.")

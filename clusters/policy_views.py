@@ -49,14 +49,15 @@ class PolicyEditView(ObjectEditView):
 
     def get_object(self, pk):
         policy = super().get_object(pk)
-        if policy is not None and policy.builtin:
+        if isinstance(policy, MigrationPolicy) and policy.builtin:
             raise PermissionDenied(BUILTIN_READ_ONLY)
         return policy
 
     def get_initial(self):
         """?from=<policy id> starts a new policy as a copy of another (a built-in, say)."""
+        source_id = self.request.GET.get("from")
         try:
-            source = MigrationPolicy.objects.filter(pk=self.request.GET.get("from") or None).first()
+            source = MigrationPolicy.objects.filter(pk=source_id).first() if source_id else None
         except ValidationError:
             source = None
         if source is None:

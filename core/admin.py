@@ -86,6 +86,12 @@ class ServiceAdmin(admin.ModelAdmin):
     def _versioned(self) -> bool:
         return any(field.name == "version" for field in self.model._meta.concrete_fields)
 
+    def _services(self) -> ModelServices:
+        # Without services no write is offered (see _may), so the admin never calls for one.
+        if self.services is None:
+            raise PermissionDenied(f"A {self.model._meta.verbose_name} cannot be changed here.")
+        return self.services
+
     def _may(self, request, write: Write) -> bool:
         return (
             self.services is not None
@@ -104,8 +110,9 @@ class ServiceAdmin(admin.ModelAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
-        # modelform_factory made this class for this request alone.
-        form.refusal = getattr(request, self.refusal_attribute, None)
+        # modelform_factory made this class for this request alone, from self.form.
+        if issubclass(form, ServiceModelForm):
+            form.refusal = getattr(request, self.refusal_attribute, None)
         return form
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
@@ -124,10 +131,10 @@ class ServiceAdmin(admin.ModelAdmin):
                 stored = self.model._default_manager.get(pk=obj.pk)
                 data = {name: form.cleaned_data[name] for name in form.changed_data if name in names}
                 expected = form.cleaned_data.get("expected_version")
-                saved = self.services.update(actor=actor, instance=stored, data=data, expected_version=expected)
+                saved = self._services().update(actor=actor, instance=stored, data=data, expected_version=expected)
             else:
                 data = {name: form.cleaned_data[name] for name in form.fields if name in names}
-                saved = self.services.create(actor=actor, data=data)
+                saved = self._services().create(actor=actor, data=data)
         except (ValidationError, StaleVersion, PermissionDenied) as error:
             raise ServiceRefused(error) from error
         obj.pk = saved.pk
@@ -138,13 +145,13 @@ class ServiceAdmin(admin.ModelAdmin):
         """No many-to-many fields or inlines: nothing else to store."""
 
     def delete_model(self, request, obj):
-        self.services.delete(actor=Actor.of(request.user), instance=obj)
+        self._services().delete(actor=Actor.of(request.user), instance=obj)
 
     def delete_queryset(self, request, queryset):
         refused = []
         for obj in queryset:
             try:
-                self.services.delete(actor=Actor.of(request.user), instance=obj)
+                self._services().delete(actor=Actor.of(request.user), instance=obj)
             except (ValidationError, StaleVersion, PermissionDenied) as error:
                 refused.append(f"{obj}: {refusal_message(error)}")
         if refused:

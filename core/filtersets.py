@@ -55,7 +55,10 @@ class StrictDateTimeField(forms.DateTimeField):
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         try:
             # In UTC: PostgreSQL takes offsets up to 15:59 only, RFC 3339 up to 23:59.
-            return parse_datetime(value.upper()).astimezone(datetime.UTC)
+            parsed = parse_datetime(value.upper())
+            if parsed is None:  # not reached: parse_datetime reads all that RFC3339 matches
+                raise ValidationError(self.error_messages["invalid"], code="invalid")
+            return parsed.astimezone(datetime.UTC)
         except (ValueError, OverflowError):
             raise ValidationError(self.error_messages["invalid"], code="invalid") from None
 

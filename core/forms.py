@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core import signing
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
+from django.utils.datastructures import MultiValueDict
 
 LOADED_SALT = "ferry.forms.loaded-values"
 EMPTY = "—"
@@ -64,14 +66,23 @@ class VersionedModelForm(forms.ModelForm):
     loaded_values = forms.CharField(required=False, widget=forms.HiddenInput)
 
     hidden_names = ("version", "loaded_values")
+    # A request's POST or GET (a QueryDict), or the empty MultiValueDict of an unbound form.
+    data: MultiValueDict[str, Any]
 
-    def __init__(self, data=None, *args, **kwargs):
+    def __init__(self, data: MultiValueDict[str, Any] | None = None, *args, **kwargs):
         super().__init__(data, *args, **kwargs)
         if self.is_bound:
             self.data = self._with_omitted_filled(self.data)
         if self.instance.pk is not None and not self.instance._state.adding:
             self.initial["version"] = getattr(self.instance, "version", None)
             self.initial["loaded_values"] = signing.dumps(self.snapshot(), salt=LOADED_SALT, compress=True)
+
+    def typed_field[F: forms.Field](self, name: str, kind: type[F]) -> F:
+        """The form field `name`, which the model's field makes a `kind` (a choice, a foreign key)."""
+        field = self.fields[name]
+        if not isinstance(field, kind):
+            raise TypeError(f"{type(self).__name__}.{name} is a {type(field).__name__}, not a {kind.__name__}.")
+        return field
 
     def _post_clean(self):
         # Model validation belongs to the services (they run full_clean); see apply_validation_error.
@@ -125,12 +136,13 @@ class VersionedModelForm(forms.ModelForm):
             if isinstance(value, models.Model):
                 return str(value)
             try:
-                found = field.queryset.filter(pk=value).first()
+                found = field.queryset.filter(pk=value).first() if field.queryset is not None else None
             except (ValueError, ValidationError):
                 found = None
             return str(found) if found is not None else str(value)
         if isinstance(field, forms.ChoiceField):
-            return str(dict(field.choices).get(value, value))
+            # Assigning choices turns them into pairs; the stubs type the getter as any input it takes.
+            return str(dict(cast(Iterable[tuple[Any, Any]], field.choices)).get(value, value))
         if isinstance(value, dict | list):
             return json.dumps(value)
         return str(value)

@@ -33,6 +33,8 @@ def _readable(model: type[models.Model], name: str, value: Any) -> str:
         field = model._meta.get_field(name)
     except FieldDoesNotExist:
         return str(value)
+    if not isinstance(field, models.Field):  # a reverse relation: the audit stores none
+        return str(value)
     if field.choices:
         return str(dict(field.flatchoices).get(value, value))
     if field.is_relation and field.related_model is not None:
@@ -50,9 +52,10 @@ def _readable(model: type[models.Model], name: str, value: Any) -> str:
 
 def _label(model: type[models.Model], name: str) -> str:
     try:
-        return str(model._meta.get_field(name).verbose_name)
+        field = model._meta.get_field(name)
     except FieldDoesNotExist:
         return name
+    return str(field.verbose_name) if isinstance(field, models.Field) else name
 
 
 def object_history(instance: models.Model, *, limit: int = HISTORY_LENGTH) -> list[HistoryEntry]:

@@ -16,6 +16,7 @@ from django.db import models, transaction
 from django.db.models import F, ProtectedError
 
 from core.audit import Actor, audit_record, snapshot
+from core.models import VersionedModel
 from core.rules import Rule, rule_error
 
 _RETRIES = 3
@@ -29,7 +30,7 @@ class ConflictError(Exception):
 class StaleVersion(Exception):
     """Someone saved the object in between: the caller's version is not the stored one."""
 
-    def __init__(self, instance: models.Model, expected: int, current: models.Model | None):
+    def __init__(self, instance: models.Model, expected: int, current: VersionedModel | None):
         self.instance = instance
         self.expected = expected
         self.current = current
@@ -113,13 +114,16 @@ def object_update[M: models.Model](
     its stored value. A change that changes nothing stores nothing.
     """
     model = type(instance)
-    versioned = any(field.name == "version" for field in model._meta.concrete_fields)
     for _attempt in range(_RETRIES):
         with transaction.atomic():
             stored = model._default_manager.select_for_update().filter(pk=instance.pk).first()
             if stored is None:
                 raise StaleVersion(instance, expected_version or 0, None)
-            if versioned and expected_version is not None and stored.version != expected_version:
+            if (
+                isinstance(stored, VersionedModel)
+                and expected_version is not None
+                and stored.version != expected_version
+            ):
                 raise StaleVersion(instance, expected_version, stored)
             before = snapshot(stored)
             for name, value in changes.items():
@@ -134,19 +138,21 @@ def object_update[M: models.Model](
                 if not field.primary_key and field.name != "version"
             }
             rows = model._default_manager.filter(pk=instance.pk)
-            if versioned:
+            if isinstance(stored, VersionedModel):
                 # The version read above: on SQLite, where select_for_update locks nothing, a
                 # writer that committed in between makes this match no row, and we read again.
                 rows = rows.filter(version=stored.version)
                 values["version"] = F("version") + 1
             if rows.update(**values) == 1:
-                if versioned:
+                if isinstance(stored, VersionedModel):
                     stored.version = model._default_manager.values_list("version", flat=True).get(pk=instance.pk)
                 audit_record(actor=actor, action=action, instance=stored, before=before, after=snapshot(stored))
                 return stored
         if expected_version is not None:
             break
-    raise StaleVersion(instance, expected_version or 0, model._default_manager.filter(pk=instance.pk).first())
+    current = model._default_manager.filter(pk=instance.pk).first()
+    # An unversioned row is stale only by being gone.
+    raise StaleVersion(instance, expected_version or 0, current if isinstance(current, VersionedModel) else None)
 
 
 def object_delete(*, actor: Actor, instance: models.Model, expected_version: int | None = None) -> None:
@@ -155,7 +161,7 @@ def object_delete(*, actor: Actor, instance: models.Model, expected_version: int
         stored = model._default_manager.select_for_update().filter(pk=instance.pk).first()
         if stored is None:
             return
-        if expected_version is not None and getattr(stored, "version", expected_version) != expected_version:
+        if expected_version is not None and isinstance(stored, VersionedModel) and stored.version != expected_version:
             raise StaleVersion(instance, expected_version, stored)
         audit_record(actor=actor, action="delete", instance=stored, before=snapshot(stored), after=None)
         try:
@@ -165,6 +171,6 @@ def object_delete(*, actor: Actor, instance: models.Model, expected_version: int
             users = sorted({f"{obj._meta.verbose_name} {obj}" for obj in error.protected_objects})
             raise rule_error(
                 Rule.IN_USE,
-                f"{stored._meta.verbose_name.capitalize()} {stored} is still used by: {', '.join(users[:5])}"
+                f"{str(stored._meta.verbose_name).capitalize()} {stored} is still used by: {', '.join(users[:5])}"
                 + (" and more." if len(users) > 5 else "."),
             ) from None

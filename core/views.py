@@ -8,8 +8,9 @@ hide what a user may not do, and these views refuse it anyway.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import wraps
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import urlencode
 
 from django import forms
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
 from django.http import HttpRequest, HttpResponse
@@ -25,18 +26,25 @@ from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.urls import NoReverseMatch, reverse
 from django.views import View
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from core.api.throttling import TokenCreateThrottle
 from core.audit import Actor
 from core.filtersets import AuditPageFilterSet
 from core.forms import ApiTokenCreateForm, VersionedModelForm, apply_validation_error
-from core.models import ApiToken, AuditEntry
+from core.models import ApiToken, AuditEntry, VersionedModel
 from core.selectors import AUDITED_PAGES, audit_model, entry_changes, object_history
 from core.services import ModelServices, StaleVersion, Write
 from core.tokens import NewToken, token_create, token_expiry, token_revoke, user_tokens
 
 
-def _login_redirect_for_htmx(request: HttpRequest) -> HttpResponse:
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it."""
+
+    htmx: HtmxDetails
+
+
+def _login_redirect_for_htmx(request: HtmxHttpRequest) -> HttpResponse:
     """An htmx fragment request after the session expired: send the whole page to the login form."""
     back = request.htmx.current_url_abs_path or request.get_full_path()
     return HttpResponseClientRedirect(f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back})}")
@@ -58,24 +66,30 @@ def model_permission(model: type[models.Model], action: str) -> str:
     return f"{model._meta.app_label}.{action}_{model._meta.model_name}"
 
 
-class ModelPermissionMixin(LoginRequiredMixin, PermissionRequiredMixin):
+class ModelPermissionMixin(LoginRequiredMixin, PermissionRequiredMixin, View):
     """Anonymous users go to the login page; logged-in users without the permission get 403.
 
     A model's pages are named after it: the template "<app>/<name>_<page>.html" and the URL
     "<app>:<name>_<page>", where the name is `route` (the model's name unless set).
     """
 
-    model: ClassVar[type[models.Model]]
+    request: HtmxHttpRequest
     action: ClassVar[str] = "view"
     route: ClassVar[str | None] = None
     page: ClassVar[str]
+
+    @property
+    def model(self) -> type[models.Model]:
+        """Set by each page class (`model = Cluster`), or given by its services (ServicesViewMixin)."""
+        raise NotImplementedError
 
     def get_permission_required(self):
         return (model_permission(self.model, self.action),)
 
     @property
     def name(self) -> str:
-        return self.route or self.model._meta.model_name
+        # Options.model_name is set when the model class is made; the stubs type it as before that.
+        return self.route or cast(str, self.model._meta.model_name)
 
     def route_name(self, page: str) -> str:
         return f"{self.model._meta.app_label}:{self.name}_{page}"
@@ -112,7 +126,11 @@ class IdsInput(forms.TextInput):
 def filter_form_widgets(form: forms.Form) -> forms.Form:
     """Multiple-choice filters as checkbox lists, which read better than multi-selects; "Any" for no filter."""
     for field in form.fields.values():
-        if isinstance(field, forms.ModelChoiceField) and field.queryset.count() > LISTED_CHOICES_MAX:
+        if (
+            isinstance(field, forms.ModelChoiceField)
+            and field.queryset is not None
+            and field.queryset.count() > LISTED_CHOICES_MAX
+        ):
             multiple = isinstance(field, forms.ModelMultipleChoiceField)
             field.widget = IdsInput(
                 attrs={
@@ -120,8 +138,9 @@ def filter_form_widgets(form: forms.Form) -> forms.Form:
                     **({"data-multiple": "1"} if multiple else {}),
                 }
             )
-        elif isinstance(field.widget, forms.SelectMultiple):
-            field.widget = forms.CheckboxSelectMultiple(choices=field.choices)
+        elif isinstance(field, forms.ChoiceField) and isinstance(field.widget, forms.SelectMultiple):
+            # Assigning choices turns them into pairs; the stubs type the getter as any input it takes.
+            field.widget = forms.CheckboxSelectMultiple(choices=cast(Iterable[tuple[Any, Any]], field.choices))
         elif isinstance(field.widget, forms.NullBooleanSelect):
             field.widget.choices = [("unknown", "Any"), ("true", "Yes"), ("false", "No")]
         elif isinstance(field, forms.ModelChoiceField):
@@ -147,7 +166,7 @@ class ObjectListView(ModelPermissionMixin, View):
     def get_context_data(self, page) -> dict[str, Any]:
         return {}
 
-    def get(self, request: HttpRequest) -> HttpResponse:
+    def get(self, request: HtmxHttpRequest) -> HttpResponse:
         filterset = self.filterset_class(request.GET, queryset=self.get_queryset(), request=request)
         filter_form_widgets(filterset.form)
         filterset.form.order_fields(["q"])
@@ -192,12 +211,21 @@ class ObjectDetailView(ModelPermissionMixin, View):
 class ServicesViewMixin(ModelPermissionMixin):
     """A page that writes through its model's services, with the permission they name."""
 
-    services: ClassVar[ModelServices | None] = None
-    write: ClassVar[Write]
+    services: ModelServices | None = None  # by the page class, or as_view(services=...)
+
+    def _services(self) -> ModelServices:
+        if self.services is None:
+            raise ImproperlyConfigured(f"{type(self).__name__} needs its model's services.")
+        return self.services
+
+    @property
+    def write(self) -> Write:
+        """The write this page makes (`write = "delete"`)."""
+        raise NotImplementedError
 
     @property
     def model(self) -> type[models.Model]:
-        return self.services.model
+        return self._services().model
 
     @property
     def detail_url_name(self) -> str:
@@ -208,7 +236,7 @@ class ServicesViewMixin(ModelPermissionMixin):
         return self.route_name("list")
 
     def get_permission_required(self):
-        return (self.services.permission(self.write),)
+        return (self._services().permission(self.write),)
 
     def get_queryset(self) -> models.QuerySet:
         queryset = getattr(self, "queryset", None)
@@ -237,8 +265,11 @@ class ObjectEditView(ServicesViewMixin, View):
         initial = {}
         for name in self.prefill:
             value = self.request.GET.get(name, "")
+            field = self.form_class.base_fields[name]
+            if not isinstance(field, forms.ModelChoiceField) or field.queryset is None:
+                continue
             try:
-                if value and self.form_class.base_fields[name].queryset.filter(pk=value).exists():
+                if value and field.queryset.filter(pk=value).exists():
                     initial[name] = value
             except (ValidationError, ValueError):
                 continue
@@ -264,9 +295,9 @@ class ObjectEditView(ServicesViewMixin, View):
         verbose = self.model._meta.verbose_name
         try:
             if obj is None:
-                saved = self.services.create(actor=actor, data=form.service_data())
+                saved = self._services().create(actor=actor, data=form.service_data())
             else:
-                saved = self.services.update(
+                saved = self._services().update(
                     actor=actor,
                     instance=obj,
                     data=form.service_data(),
@@ -283,7 +314,7 @@ class ObjectEditView(ServicesViewMixin, View):
         messages.success(request, f"{'Created' if obj is None else 'Saved'} {verbose} {saved}.")
         return redirect(self.detail_url_name, pk=saved.pk)
 
-    def render_stale(self, refused: VersionedModelForm, current: models.Model) -> HttpResponse:
+    def render_stale(self, refused: VersionedModelForm, current: VersionedModel) -> HttpResponse:
         """Keep the user's values, move the form to the stored version, and list what changed."""
         changes = refused.changes_since_loaded(current)
         data = self.request.POST.copy()
@@ -327,7 +358,7 @@ class ObjectDeleteView(ServicesViewMixin, View):
         verbose = self.model._meta.verbose_name
         version = request.POST.get("version", "")
         try:
-            self.services.delete(
+            self._services().delete(
                 actor=Actor.of(request.user), instance=obj, expected_version=int(version) if version.isdigit() else None
             )
         except StaleVersion:
@@ -391,7 +422,9 @@ class ApiTokenListView(LoginRequiredMixin, View):
         form = ApiTokenCreateForm(request.POST)
         if not form.is_valid():
             return self.render_page(request, form)
-        if not TokenCreateThrottle().allow_request(request, self):
+        # The throttle reads only the user, the address and the view's throttle_scope, which a page
+        # has as well as an API view: the tokens page and the API share one count.
+        if not TokenCreateThrottle().allow_request(request, self):  # type: ignore[arg-type]
             form.add_error(None, "You created too many tokens lately; try again later.")
             return self.render_page(request, form, status=429)
         try:

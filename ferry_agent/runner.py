@@ -67,8 +67,9 @@ def _own_host(agent: Agent) -> dict:
     return info
 
 
-def _own_libvirt_uri(agent: Agent) -> str:
-    """The libvirt URI Ferry holds for this host now (an admin may have changed it)."""
+def _own_libvirt_uri(agent: Agent) -> object:
+    """The libvirt URI Ferry holds for this host now (an admin may have changed it), as Ferry sent
+    it: the caller checks it (UriPolicy.libvirt)."""
     return _own_host(agent).get("libvirt_uri")
 
 

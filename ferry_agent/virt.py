@@ -16,6 +16,7 @@ stuck inside libvirt until libvirt gives up) and reported as VirtError / timed_o
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
@@ -611,7 +612,7 @@ def follow_job(
                 try:
                     if action["name"] == "setDowntime":
                         ms = int(action["params"][0])
-                        _guarded(lambda ms=ms: dom.migrateSetMaxDowntime(ms, 0), call_timeout, "setDowntime")
+                        _guarded(functools.partial(dom.migrateSetMaxDowntime, ms, 0), call_timeout, "setDowntime")
                     elif action["name"] == "postcopy":
                         _guarded(lambda: dom.migrateStartPostCopy(0), call_timeout, "postcopy")
                     elif action["name"] == "abort":

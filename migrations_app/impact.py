@@ -87,9 +87,9 @@ def cluster_impact(*, cluster: Cluster, proposed: dict[str, Any]) -> dict[str, A
         )
     )
     inputs: dict[tuple, list[str]] = defaultdict(list)
-    for pk, *key, memory, limit in rows:
+    for pk, *plan_inputs, memory, limit in rows:
         # The memory counts only against a hard limit: VMs without one keep sharing their plan.
-        inputs[(*key, memory if limit is not None else None, limit)].append(str(pk))
+        inputs[(*plan_inputs, memory if limit is not None else None, limit)].append(str(pk))
     own_policies = {key[2] for key in inputs if key[2] is not None}
     policies = {p.pk: policy_values(p) for p in MigrationPolicy.objects.filter(pk__in=own_policies)}
     groups: dict[tuple, dict[str, Any]] = {}

@@ -69,7 +69,7 @@ def host_values(host: Host) -> HostValues:
 def vm_values(vm: VM) -> VMValues:
     return VMValues(
         vcpus=vm.vcpus,
-        policy=policy_values(vm.migration_policy) if vm.migration_policy_id else None,
+        policy=policy_values(vm.migration_policy) if vm.migration_policy is not None else None,
         parallel_migrations_policy=vm.parallel_migrations_policy,
         custom_parallel_migrations=vm.custom_parallel_migrations,
         migration_encrypted=vm.migration_encrypted,

@@ -9,14 +9,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from ovirt_api.models import SsoToken
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def _digest(key: str) -> str:
@@ -24,7 +27,7 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def sso_login(*, user: AbstractBaseUser) -> tuple[str, SsoToken]:
+def sso_login(*, user: User) -> tuple[str, SsoToken]:
     """A new bearer token for `user`: the key (shown once) and its stored row. Expired tokens go."""
     key = secrets.token_urlsafe(32)
     now = timezone.now()
@@ -40,7 +43,7 @@ def sso_login(*, user: AbstractBaseUser) -> tuple[str, SsoToken]:
     return key, token
 
 
-def sso_token_user(*, key: str) -> AbstractBaseUser | None:
+def sso_token_user(*, key: str) -> User | None:
     """The active user a bearer key belongs to, or None when it is unknown, expired or revoked."""
     if not key or len(key) > 200:
         return None

@@ -15,9 +15,9 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -46,6 +46,9 @@ from ovirt_api.representation import (
 )
 from ovirt_api.search import search_filter
 from ovirt_api.services import sso_login, sso_logout, sso_token_user
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,12 @@ def _bearer(request: HttpRequest) -> str:
     return key.strip() if scheme.lower() == "bearer" else ""
 
 
+class OvirtRequest(HttpRequest):
+    """A request ovirt_view let through: `ferry_user` is the user its bearer token belongs to."""
+
+    ferry_user: User
+
+
 def ovirt_view(
     methods: dict[str, str | None], *, parameters: dict[str, set[str]] | None = None, action: bool = False
 ) -> Callable:
@@ -91,7 +100,7 @@ def ovirt_view(
         @functools.wraps(view)
         @csrf_exempt
         @never_cache
-        def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: OvirtRequest, **kwargs: Any) -> HttpResponse:
             try:
                 user = sso_token_user(key=_bearer(request))
                 if user is None:
@@ -137,7 +146,7 @@ def ovirt_view(
     return decorate
 
 
-def _actor(request: HttpRequest) -> Actor:
+def _actor(request: OvirtRequest) -> Actor:
     return Actor.of(request.ferry_user)
 
 
@@ -218,7 +227,7 @@ def sso_token(request: HttpRequest) -> HttpResponse:
     login = data.get("username", "")
     username = login[: -len(INTERNAL_DOMAIN)] if login.endswith(INTERNAL_DOMAIN) else login
     user = authenticate(request, username=username, password=data.get("password", "")) if username else None
-    if user is None:
+    if not isinstance(user, get_user_model()):
         # One line per refusal, with the address, for whoever watches for password guessing.
         logger.warning("oVirt SSO: refused login of %r from %s", login[:150], request.META.get("REMOTE_ADDR"))
         return refuse(
@@ -267,11 +276,13 @@ def clusters(request: HttpRequest) -> HttpResponse:
     {"GET": "clusters.view_cluster", "PUT": "clusters.change_cluster"},
     parameters={"GET": GET_PARAMETERS, "PUT": {"correlation_id", "async"}},
 )
-def cluster(request: HttpRequest, pk: str) -> HttpResponse:
+def cluster(request: OvirtRequest, pk: str) -> HttpResponse:
     found = _get(resources.cluster_queryset(), pk, "cluster")
     if request.method == "PUT":
         _flag(request, "async", False)  # the update is done when the answer comes, either way
-        changes = resources.cluster_changes(parse_body(_body(request), request.content_type, root="cluster"), found)
+        changes = resources.cluster_changes(
+            parse_body(_body(request), request.content_type or "", root="cluster"), found
+        )
         # A script that PUTs back what it read changes nothing: no new version, no audit entry.
         changes = {name: value for name, value in changes.items() if getattr(found, name) != value}
         try:
@@ -369,7 +380,7 @@ def _action_flag(body: Tree, name: str) -> bool:
 
 
 def _action_body(request: HttpRequest, allowed: set[str]) -> Tree:
-    body = parse_body(_body(request), request.content_type, root="action")
+    body = parse_body(_body(request), request.content_type or "", root="action")
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise Fault(
@@ -386,7 +397,7 @@ def _job_link(job: MigrationJob) -> Tree:
 
 
 @ovirt_view({"POST": "migrations_app.add_migrationjob"}, parameters={"POST": {"correlation_id"}}, action=True)
-def vm_migrate(request: HttpRequest, pk: str) -> HttpResponse:
+def vm_migrate(request: OvirtRequest, pk: str) -> HttpResponse:
     """Start a migration: the plan is frozen on a queued job, found later by its correlation_id."""
     found = _get(resources.vm_queryset(), pk, "VM")
     body = _action_body(request, {"host", "cluster", "force", "async", "migrate_vms_in_affinity_closure"})
@@ -416,7 +427,7 @@ def vm_migrate(request: HttpRequest, pk: str) -> HttpResponse:
 
 
 @ovirt_view({"POST": "migrations_app.change_migrationjob"}, parameters={"POST": {"correlation_id"}}, action=True)
-def vm_cancel_migration(request: HttpRequest, pk: str) -> HttpResponse:
+def vm_cancel_migration(request: OvirtRequest, pk: str) -> HttpResponse:
     found = _get(resources.vm_queryset(), pk, "VM")
     _action_body(request, {"async"})
     job = MigrationJob.objects.filter(vm=found, state__in=ACTIVE_STATES).first()

@@ -80,7 +80,7 @@ class PolicyForm(VersionedModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for name in ("auto_convergence", "migration_compression"):
-            self.fields[name].choices = [
+            self.typed_field(name, forms.ChoiceField).choices = [
                 (TriState.INHERIT, "Inherit from the cluster"),
                 (TriState.TRUE, "On"),
                 (TriState.FALSE, "Off"),

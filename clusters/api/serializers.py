@@ -97,7 +97,9 @@ class ImpactGroupSerializer(serializers.Serializer):
     codes = serializers.ListField(child=serializers.CharField())
     outcome = serializers.CharField()
     reasons = serializers.ListField(child=serializers.CharField())
-    label = serializers.CharField()
+    # A declared field is not a class attribute (the serializer's metaclass takes it out), which
+    # the stubs do not know, so they see Field.label overridden.
+    label = serializers.CharField()  # type: ignore[assignment]
 
 
 class ImpactSerializer(serializers.Serializer):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from rest_framework import serializers
+from rest_framework.views import APIView
 
 # The value is bounded so that a stored version (a 32-bit integer) can always be compared.
 ENTITY_TAG = r'(W/)?"[0-9]{1,9}"'
@@ -38,7 +39,7 @@ def if_match_versions(header: str | None) -> list[int] | None:
     return versions
 
 
-class ETagMixin:
+class ETagMixin(APIView):
     """Sets ETag on every single-object response of a versioned model, and reads If-Match."""
 
     def expected_version(self, instance) -> int | None:

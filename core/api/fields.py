@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import cast
 
 from django.core.validators import RegexValidator
 from django.db import models
@@ -30,7 +31,9 @@ def ecma_regex(validator: RegexValidator, *, ascii_only: bool = False) -> RegexV
     `^...$` validator while the schema's pattern refuses it. `ascii_only` turns `\\S` into
     printable ASCII, because Python and ECMA disagree on a few Unicode whitespace characters.
     """
-    pattern = validator.regex.pattern
+    # RegexValidator compiles its regex in __init__; the stubs type the attribute as the
+    # uncompiled `str | Pattern` it may be given.
+    pattern = cast(re.Pattern[str], validator.regex).pattern
     if pattern.endswith("$"):
         pattern = pattern[:-1] + r"\Z"
     if ascii_only:
@@ -102,6 +105,6 @@ class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         if not isinstance(data, str) or not _encodable(data) or "\x00" in data:
             self.fail("incorrect_type", data_type=type(data).__name__)
         queryset = self.get_queryset()
-        if isinstance(queryset.model._meta.pk, models.UUIDField) and not UUID_RE.match(data):
+        if queryset is not None and isinstance(queryset.model._meta.pk, models.UUIDField) and not UUID_RE.match(data):
             self.fail("does_not_exist", pk_value=data)
         return super().to_internal_value(data)

@@ -14,7 +14,7 @@ _WHOLE_NUMBER = re.compile(r"0|[1-9][0-9]{0,9}")
 class LimitOffsetPagination(pagination.LimitOffsetPagination):
     max_limit = MAX_LIMIT
 
-    def _parameter(self, request, name: str, *, minimum: int, maximum: int, default: int) -> int:
+    def _parameter(self, request, name: str, *, minimum: int, maximum: int, default: int | None) -> int | None:
         raw = request.query_params.get(name)
         if raw is None:
             return default

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
@@ -26,7 +26,7 @@ from core.services import ModelServices
 from core.tokens import all_tokens, token_create, token_expiry, token_revoke, user_tokens
 
 
-class ListFilterMixin:
+class ListFilterMixin(generics.GenericAPIView):
     """FilterSets narrow lists only: a detail URL names one object, whatever its query string says.
 
     Any path segment reaches the view as a lookup (a malformed id is a JSON 404, not the HTML one).
