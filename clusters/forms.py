@@ -220,6 +220,7 @@ class VMForm(VersionedModelForm):
             "custom_parallel_migrations",
             "migration_encrypted",
             "highly_available",
+            "priority",
         ]
         labels = {
             "uuid": "Domain UUID",
@@ -230,6 +231,7 @@ class VMForm(VersionedModelForm):
             "custom_parallel_migrations": "Parallel connections",
             "migration_encrypted": "Migration encryption",
             "highly_available": "Highly available",
+            "priority": "Priority",
         }
 
     def __init__(self, *args, **kwargs):
