@@ -175,7 +175,7 @@ def test_a_host_whose_libvirtd_dies_has_its_vms_moved_as_the_cluster_says(lab, l
     Cluster.objects.filter(pk=cluster.pk).update(error_handling=handling)
     source_name = lab.where(lab["guest"]["uuid"]) or "hosta"
     other_name = lab.other(source_name)
-    source, other = hosts[source_name], hosts[other_name]
+    source = hosts[source_name]
     plain, ha = lab["guest"], fresh_guest(host=source_name, mem=256, fill=32)
     runner.sync_inventory(local_agent(str(source.pk)))
     VM.objects.filter(uuid=ha["uuid"]).update(highly_available=True)
