@@ -121,7 +121,7 @@ def fair_order(jobs) -> list[MigrationJob]:
         index, job = item
         if job.evacuation_id is None:
             return (index, 0, index)
-        return (first[job.evacuation_id], -(job.vm_priority or 0), index)
+        return (first[job.evacuation_id], -(getattr(job, "vm_priority", 0) or 0), index)
 
     return [job for _index, job in sorted(enumerate(jobs), key=key)]
 
