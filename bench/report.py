@@ -288,9 +288,47 @@ def write_docs(results: dict[str, Any], rows: list[tuple[str, ...]]) -> None:
         plot_sweep(lab, DOCS / "benchmarks-lab-sweep.png")
         plot_convergence(lab["convergence"], DOCS / "benchmarks-convergence.png")
         out += lab_section(lab)
+    evacuation = results.get("lab_evacuation", {})
+    if "rounds" in evacuation:
+        out += evacuation_section(evacuation)
     if NOTES.exists():
         out += ["## Findings, profiles and changes", "", NOTES.read_text().strip(), ""]
     (DOCS / "benchmarks.md").write_text("\n".join(out).rstrip() + "\n")
+
+
+def evacuation_section(evacuation: dict[str, Any]) -> list[str]:
+    guest = evacuation["guest"]
+    return [
+        "## Evacuation on the lab",
+        "",
+        f"bench/lab_evacuation.py: {evacuation['guests']} guests of {guest['mem_mib']} MiB ({guest['fill_mib']} MiB "
+        "of non-zero RAM) on one host of a cluster under Very large VMs (one migration per host at a time); each "
+        "round puts the host that runs them into maintenance through the API, waits for `maintenance`, and "
+        "activates it; the next round empties the other host. Every VM there moves (the lab's own guest too). "
+        "Efficiency: the sum of the jobs' own times (finished_at - started_at) over the makespan (maintenance "
+        "request to maintenance reached). Gap: one job's finished_at to the next job's started_at on the same host.",
+        "",
+        _md_table(
+            ["round", "host", "VMs", "makespan s", "migrations s", "efficiency", "gaps ms", "first start ms"],
+            [
+                [
+                    index,
+                    entry["source"],
+                    entry["vms"],
+                    entry["makespan_s"],
+                    round(sum(entry["migration_s"]), 3),
+                    entry["efficiency"],
+                    ", ".join(str(gap) for gap in entry["gaps_ms"]),
+                    entry["first_start_after_ms"],
+                ]
+                for index, entry in enumerate(evacuation["rounds"], 1)
+            ],
+        ),
+        "",
+        f"Gaps over all rounds: p50 {evacuation['gaps_ms']['p50']} ms, p95 {evacuation['gaps_ms']['p95']} ms, "
+        f"min {evacuation['gaps_ms']['min']} ms, max {evacuation['gaps_ms']['max']} ms.",
+        "",
+    ]
 
 
 def small_counts(cp: dict[str, Any]) -> str:

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Ferry's benchmarks: `make bench` runs `bench/run.py --quick`.
 
-    bench/run.py [--quick] [--only control,impact,dispatch,lab,lab_long] [--no-docs]
+    bench/run.py [--quick] [--only control,impact,dispatch,lab,lab_evacuation,lab_long] [--no-docs]
 
 Runs each benchmark in a process of its own (bench/control_plane.py, bench/impact.py,
-bench/dispatch.py, bench/lab_migrations.py, bench/lab_long.py), prints a readable table, then one line per figure,
+bench/dispatch.py, bench/lab_migrations.py, bench/lab_evacuation.py, bench/lab_long.py), prints a
+readable table, then one line per figure,
 `FIGURE <name> <value> <unit>`, and writes the full results with the machine's description to
 docs/benchmarks.md and its plots to docs/benchmarks-*.png. Raw results: var/bench/.
 
@@ -36,9 +37,25 @@ from bench.common import OUT, PY, bench_env, log  # noqa: E402
 
 DOCS = REPO / "docs"
 MODES = {
-    #         API requests, page requests, dispatch jobs, lab reps, sweep reps, raw TCP seconds
-    "quick": {"requests": 20, "page_requests": 3, "jobs": 30, "reps": 6, "sweep_reps": 3, "tcp_seconds": 2},
-    "full": {"requests": 100, "page_requests": 10, "jobs": 100, "reps": 10, "sweep_reps": 5, "tcp_seconds": 3},
+    # API requests, page requests, dispatch jobs, lab reps, sweep reps, raw TCP seconds, evacuations
+    "quick": {
+        "requests": 20,
+        "page_requests": 3,
+        "jobs": 30,
+        "reps": 6,
+        "sweep_reps": 3,
+        "tcp_seconds": 2,
+        "evacuation_rounds": 2,
+    },
+    "full": {
+        "requests": 100,
+        "page_requests": 10,
+        "jobs": 100,
+        "reps": 10,
+        "sweep_reps": 5,
+        "tcp_seconds": 3,
+        "evacuation_rounds": 4,
+    },
 }
 SMALL = {"clusters": 5, "hosts": 10, "vms": 100, "jobs": 100, "audit": 500}
 FULL = {"clusters": 100, "hosts": 2000, "vms": 20000, "jobs": 5000, "audit": 40000}
@@ -57,6 +74,8 @@ GOALS: list[tuple[str, str, str, Any]] = [
     ("lab_long_overhead_ratio", "ratio", "<= 1.02", lambda v, r: v <= 1.02),
     ("ferry_own_ms", "ms", "<= 50", lambda v, r: v <= 50),
     ("dead_agent_detect_s", "s", "<= 120", lambda v, r: v <= 120),
+    ("evacuation_efficiency", "ratio", ">= 0.95", lambda v, r: v >= 0.95),
+    ("slot_gap_ms_p50", "ms", "<= 100", lambda v, r: v <= 100),
 ]
 
 
@@ -214,6 +233,17 @@ def run_lab(mode: dict[str, Any]) -> dict[str, Any]:
     return json.loads((OUT / "lab.json").read_text())
 
 
+def run_lab_evacuation(mode: dict[str, Any]) -> dict[str, Any]:
+    """Four small guests evacuated one at a time, a round per host (about two minutes)."""
+    reason = common.database_reachable() or common.broker_reachable()
+    if reason:
+        return {"skipped": reason}
+    common.recreate_database()
+    out = OUT / "lab_evacuation.json"
+    child("lab_evacuation", "--rounds", str(mode["evacuation_rounds"]), "--out", str(out), timeout=1800)
+    return json.loads(out.read_text())
+
+
 def run_lab_long(mode: dict[str, Any]) -> dict[str, Any]:
     """Not in the default --only (about ten minutes): bench/run.py --only lab_long."""
     reason = common.database_reachable() or common.broker_reachable()
@@ -256,6 +286,9 @@ def figures(results: dict[str, Any]) -> dict[str, tuple[Any, str]]:
     from bench.lab_long import figures as lab_long_figures
 
     fig.update(lab_long_figures(results.get("lab_long", {})))
+    from bench.lab_evacuation import figures as lab_evacuation_figures
+
+    fig.update(lab_evacuation_figures(results.get("lab_evacuation", {})))
     lab = results.get("lab", {})
     if "overhead" in lab:
         fig["lab_overhead_ratio"] = (lab["overhead"]["ratio"], "ratio")
@@ -327,7 +360,7 @@ def print_report(rows, fig, results) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions: under 15 minutes on 2 cores")
-    parser.add_argument("--only", default="control,impact,dispatch,lab")
+    parser.add_argument("--only", default="control,impact,dispatch,lab,lab_evacuation")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md and its plots")
     parser.add_argument(
         "--report-only", action="store_true", help="no benchmark: the table and docs again from var/bench/results.json"
@@ -355,6 +388,7 @@ def main() -> int:
         "impact": run_impact,
         "dispatch": run_dispatch,
         "lab": run_lab,
+        "lab_evacuation": run_lab_evacuation,
         "lab_long": run_lab_long,
     }
     for name in args.only.split(","):

@@ -122,7 +122,7 @@ class HostAdmin(ServiceAdmin):
 @admin.register(VM)
 class VMAdmin(ServiceAdmin):
     list_display = ("name", "host", "cluster", "status", "memory_mib", "vcpus", "migration_policy", "version")
-    list_filter = ("status", "highly_available", "host__cluster", "migration_policy")
+    list_filter = ("status", "highly_available", "priority", "host__cluster", "migration_policy")
     list_select_related = ("host__cluster", "migration_policy")
     search_fields = ("name", "uuid", "host__name")
     readonly_fields = ("memtune_hard_limit_mib", "version")

@@ -227,6 +227,7 @@ class VMForm(VersionedModelForm):
             "custom_parallel_migrations",
             "migration_encrypted",
             "highly_available",
+            "priority",
         ]
         labels = {
             "uuid": "Domain UUID",
@@ -237,6 +238,7 @@ class VMForm(VersionedModelForm):
             "custom_parallel_migrations": "Parallel connections",
             "migration_encrypted": "Migration encryption",
             "highly_available": "Highly available",
+            "priority": "Priority",
         }
 
     def __init__(self, *args, **kwargs):

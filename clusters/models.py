@@ -464,6 +464,14 @@ def uri_host(address: str) -> str:
 MEMTUNE_MAX_MIB = 2**40
 
 
+class VMPriority(models.IntegerChoices):
+    """oVirt's VM priority: which VMs an evacuation moves first."""
+
+    LOW = 1, "Low"
+    MEDIUM = 50, "Medium"
+    HIGH = 100, "High"
+
+
 class VMStatus(models.TextChoices):
     UP = "up", "Up"
     PAUSED = "paused", "Paused"
@@ -511,6 +519,11 @@ class VM(_OriginalValuesMixin, VersionedModel):
         default=False,
         help_text="Moved off a failing host under the error handling migrate_highly_available.",
     )
+    priority = models.PositiveSmallIntegerField(
+        choices=VMPriority.choices,
+        default=VMPriority.LOW,
+        help_text="Which VMs an evacuation migrates first: high before medium before low, then the oldest job.",
+    )
     # Only the host's agent sets it, from the domain XML's <memtune><hard_limit>: zero-copy must be
     # able to lock the guest's whole RAM, which such a limit may forbid (README, "Zero-copy and the
     # memory hard limit").
@@ -549,7 +562,8 @@ class VM(_OriginalValuesMixin, VersionedModel):
             models.CheckConstraint(
                 condition=Q(status__in=VMStatus.values)
                 & Q(parallel_migrations_policy__in=VMParallelPolicy.values)
-                & Q(migration_encrypted__in=TriState.values),
+                & Q(migration_encrypted__in=TriState.values)
+                & Q(priority__in=VMPriority.values),
                 name="vm_enum_values",
             ),
         ]

@@ -8,7 +8,8 @@ answers again: a migration is never refused, and never lost, because the broker 
 
 Only jobs that can start are sent: a job waits in the table, not in the broker, while its
 source or destination runs as many migrations as the plan allows. A finished job sends the next
-waiting ones of its hosts at once. A claim the agent finds busy anyway (a race) clears the mark,
+waiting ones of its hosts at once (fair_order: the jobs of one evacuation by their VM's priority,
+then by age). A claim the agent finds busy anyway (a race) clears the mark,
 and the job is sent again when a slot frees.
 
 A sent job that stays queued for FERRY_REDISPATCH_S while its agent keeps reporting lost its
@@ -77,14 +78,18 @@ def blocking_host(job: MigrationJob) -> str | None:
 
 
 def dispatch_ready(*, host_ids: set | None = None, now=None, app: Any = None) -> int:
-    """Send every queued, unsent job that can start now (oldest first), within the plans' per-host
+    """Send every queued, unsent job that can start now (in fair_order), within the plans' per-host
     limits; first re-arm sent jobs whose message was lost. Returns how many were sent."""
     now = now or timezone.now()
     _rearm_lost(now)
     waiting = MigrationJob.objects.filter(state=JobState.QUEUED, dispatched_at__isnull=True, source_host__isnull=False)
     if host_ids:
         waiting = waiting.filter(Q(source_host_id__in=host_ids) | Q(destination_host_id__in=host_ids))
-    jobs = list(waiting.order_by("created_at", "pk").only("pk", "source_host_id", "destination_host_id", "plan"))
+    jobs = fair_order(
+        waiting.annotate(vm_priority=F("vm__priority"))
+        .order_by("created_at", "pk")
+        .only("pk", "source_host_id", "destination_host_id", "plan", "evacuation_id", "created_at")
+    )
     if not jobs:
         return 0
     outgoing, incoming = _busy_counts()
@@ -100,6 +105,25 @@ def dispatch_ready(*, host_ids: set | None = None, now=None, app: Any = None) ->
         incoming[job.destination_host_id] += 1
         sent += 1
     return sent
+
+
+def fair_order(jobs) -> list[MigrationJob]:
+    """Waiting jobs in the order they may start: oldest first, except that the jobs of one
+    evacuation go by their VM's priority (high first), then by age, in the place of the
+    evacuation's oldest waiting job. `jobs`: annotated with vm_priority, oldest first."""
+    jobs = list(jobs)
+    first: dict[Any, int] = {}
+    for index, job in enumerate(jobs):
+        if job.evacuation_id is not None:
+            first.setdefault(job.evacuation_id, index)
+
+    def key(item: tuple[int, MigrationJob]) -> tuple[int, int, int]:
+        index, job = item
+        if job.evacuation_id is None:
+            return (index, 0, index)
+        return (first[job.evacuation_id], -(getattr(job, "vm_priority", 0) or 0), index)
+
+    return [job for _index, job in sorted(enumerate(jobs), key=key)]
 
 
 def _rearm_lost(now) -> int:

@@ -116,7 +116,9 @@ def _place(actor: Actor, host: Host, evacuation: Evacuation, vms) -> dict[Any, s
 
     moving = MigrationJob.objects.filter(state__in=ACTIVE_STATES, source_host=host).values_list("vm_id", flat=True)
     notes: dict[Any, str] = {}
-    for vm_id in vms.exclude(pk__in=list(moving)).order_by("-memory_mib", "name").values_list("pk", flat=True):
+    for vm_id in (
+        vms.exclude(pk__in=list(moving)).order_by("-priority", "-memory_mib", "name").values_list("pk", flat=True)
+    ):
         vm = vm_for_planning(vm_id)
         destination, passed = destination_search(vm)
         if destination is None:

@@ -9,6 +9,7 @@ CELERY_BROKER_URL (Redis in CI, the filesystem broker locally); the database is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -90,6 +91,16 @@ class Worker:
             time.sleep(0.2)
         return self
 
+    @contextlib.contextmanager
+    def held(self):
+        """SIGSTOP the worker (and its pool) for the block, SIGCONT after: messages sent to its
+        queue meanwhile wait in the broker, as for a hypervisor's agent that is busy."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+        try:
+            yield self
+        finally:
+            os.killpg(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGQUIT)  # cold shutdown: tests wait for their jobs
@@ -100,13 +111,19 @@ class Worker:
                 self.process.wait(timeout=10)
 
 
+#: host_workers' Worker of each lab host, while the session has them.
+LAB_WORKERS: dict[str, Worker] = {}
+
+
 @pytest.fixture(scope="session")
 def host_workers(lab, django_db_setup, django_db_blocker):
     """A worker per lab host, serving only that host's queue, as on a hypervisor."""
     workers = {name: Worker(name, [f"host.{host['host_uuid']}"]) for name, host in lab["hosts"].items()}
     for worker in workers.values():
         worker.wait_ready()
+    LAB_WORKERS.update(workers)
     yield {name: worker.log for name, worker in workers.items()}
+    LAB_WORKERS.clear()
     for worker in workers.values():
         worker.stop()
 

@@ -223,6 +223,7 @@ class VMSerializer(FerryModelSerializer):
             "custom_parallel_migrations",
             "migration_encrypted",
             "highly_available",
+            "priority",
             "memtune_hard_limit_mib",
             "version",
         ]

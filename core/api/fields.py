@@ -63,8 +63,12 @@ class StrictCharField(serializers.CharField):
 
 
 class StrictChoiceField(serializers.ChoiceField):
+    """A choice in its own JSON type: a string for text choices, a number for integer ones
+    (never "50" for 50, nor true for 1)."""
+
     def to_internal_value(self, data):
-        if not isinstance(data, str):
+        kinds = {type(key) for key in self.choices} or {str}
+        if isinstance(data, bool) or type(data) not in kinds:
             self.fail("invalid_choice", input=data)
         return super().to_internal_value(data)
 

@@ -10,8 +10,9 @@
 """
 
 import pytest
+from django.db.models import F
 
-from clusters.models import VM, Host, HostStatus
+from clusters.models import VM, Host, HostStatus, VMPriority
 from clusters.services import host_activate, host_set_maintenance
 from core.audit import Actor
 from core.models import AuditEntry
@@ -273,3 +274,40 @@ def test_a_host_that_fails_while_its_agent_answers_moves_what_its_cluster_says(
     assert source.status == HostStatus.NON_OPERATIONAL  # monitoring's status: not maintenance
     if moved:
         assert Evacuation.objects.get(host=source).outcome == "done"
+
+
+def test_an_evacuation_starts_its_jobs_by_vm_priority_then_by_age(estate, django_capture_on_commit_callbacks):
+    """Fair order: a queued job of a higher-priority VM starts before older ones of the same
+    evacuation, also when the priority was raised while the job waited."""
+    cluster, (source, _first, _second) = estate
+    cluster.migration_policy_id = VERY_LARGE_VMS_ID  # one migration per host: the order is visible
+    cluster.save()
+    low_big = VMFactory(host=source, name="low-big", memory_mib=8 * GIB, priority=VMPriority.LOW)
+    high = VMFactory(host=source, name="high", memory_mib=2 * GIB, priority=VMPriority.HIGH)
+    medium = VMFactory(host=source, name="medium", memory_mib=4 * GIB, priority=VMPriority.MEDIUM)
+    evacuate(source, django_capture_on_commit_callbacks)
+    by_vm = {job.vm_id: job for job in MigrationJob.objects.filter(source_host=source)}
+    order = []
+    for _ in range(3):
+        (job_id,) = sent(source)
+        job = next(job for job in by_vm.values() if str(job.pk) == job_id)
+        order.append(job.vm_id)
+        if len(order) == 1:
+            # While the first runs, the low-priority VM is raised above the medium one, whose job is older.
+            assert by_vm[medium.pk].created_at < by_vm[low_big.pk].created_at
+            VM.objects.filter(pk=low_big.pk).update(priority=VMPriority.HIGH)
+        finish(job, on_commit=django_capture_on_commit_callbacks)
+    assert order == [high.pk, low_big.pk, medium.pk]
+
+
+def test_jobs_outside_an_evacuation_keep_their_age_order():
+    from migrations_app.dispatch import fair_order
+
+    cluster = ClusterFactory()
+    source, destination = make_host(cluster, name="s"), make_host(cluster, name="d")
+    low = VMFactory(host=source, priority=VMPriority.LOW)
+    high = VMFactory(host=source, priority=VMPriority.HIGH)
+    older = MigrationJob.objects.create(vm=low, source_host=source, destination_host=destination, plan={})
+    MigrationJob.objects.create(vm=high, source_host=source, destination_host=destination, plan={})
+    jobs = MigrationJob.objects.annotate(vm_priority=F("vm__priority")).order_by("created_at", "pk")
+    assert fair_order(jobs)[0] == older
