@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django import template
+from django.utils import formats, timezone
 from django.utils.html import format_html
 
 register = template.Library()
@@ -55,14 +56,28 @@ def duration(seconds: Any) -> str:
 
 
 @register.filter
+def when(value: Any, part: str = "DATETIME_FORMAT") -> str:
+    """A time as every page (and Django admin) shows it: in Ferry's time zone, to the second, with
+    the zone's name, in a <time> element. `part` may be "TIME_FORMAT" for the time of day only.
+    An ISO 8601 string (a time stored in JSON) is read first; nothing gives an empty string."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(value, datetime):
+        return ""
+    if timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return format_html('<time datetime="{}">{}</time>', value.isoformat(), formats.date_format(value, part))
+
+
+@register.filter
 def iso_time(value: Any) -> str:
-    """An ISO 8601 time as stored in JSON (a host's status reason), shown to the second."""
+    """An ISO 8601 time as stored in JSON (a host's status reason), shown as every time is."""
     if not isinstance(value, str):
         return "—"
-    try:
-        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-    except ValueError:
-        return value
+    return when(value)
 
 
 @register.filter
