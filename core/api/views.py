@@ -7,6 +7,7 @@ from typing import ClassVar
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
@@ -113,9 +114,13 @@ API_ROOT_LINKS = {
 
 
 class ApiRootView(APIView):
-    """The API's entry point: a link to each collection, the OpenAPI schema and its documentation."""
+    """The API's entry point: a link to each collection, the OpenAPI schema and its documentation.
+
+    JSON in a browser too: the documentation is /api/docs/ (DRF's browsable pages use inline styles,
+    which the content security policy refuses)."""
 
     permission_classes = [IsAuthenticated]
+    renderer_classes = [JSONRenderer]
 
     @extend_schema(
         operation_id="api_root",

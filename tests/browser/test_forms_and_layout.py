@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from clusters.models import Cluster
+from migrations_app.models import JobState, MigrationJob
 from tests.browser.conftest import PHONE, WIDE, log_in
 from tests.factories import VMFactory
+from tests.pages.world import make_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -117,3 +120,20 @@ def test_the_first_page_has_an_icon_and_no_console_error(context, live_server, w
     page.goto(f"{live_server.url}/admin/")
     page.wait_for_load_state("networkidle")
     assert errors == [] and failed == []
+
+
+def test_a_jobs_change_of_state_is_said_in_its_live_region(admin_page: Page, live_server, world):
+    running = make_job(world.vm, world.destination, state=JobState.RUNNING, started_at=timezone.now(), progress=40)
+    page = admin_page
+    page.goto(f"{live_server.url}/migrations/{running.pk}/")
+    live = page.locator("#job-live")
+    expect(page.locator("#job-status")).to_have_attribute("data-state", "running")
+    page.wait_for_timeout(1500)  # a poll or two that change nothing say nothing
+    expect(live).to_have_text("")
+
+    MigrationJob.objects.filter(pk=running.pk).update(
+        state=JobState.FAILED, finished_at=timezone.now(), error={"code": "x", "message": "the link went down"}
+    )
+
+    expect(live).to_have_text("Migration of db-1: Failed. the link went down")
+    expect(live).to_have_attribute("aria-live", "polite")
