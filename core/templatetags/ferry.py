@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from django import template
-from django.utils import formats, timezone
 from django.utils.html import format_html
+
+from core.times import time_text
 
 register = template.Library()
 
@@ -67,9 +68,7 @@ def when(value: Any, part: str = "DATETIME_FORMAT") -> str:
             return value
     if not isinstance(value, datetime):
         return ""
-    if timezone.is_aware(value):
-        value = timezone.localtime(value)
-    return format_html('<time datetime="{}">{}</time>', value.isoformat(), formats.date_format(value, part))
+    return format_html('<time datetime="{}">{}</time>', value.isoformat(), time_text(value, part))
 
 
 @register.filter
