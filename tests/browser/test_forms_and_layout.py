@@ -137,3 +137,22 @@ def test_a_jobs_change_of_state_is_said_in_its_live_region(admin_page: Page, liv
 
     expect(live).to_have_text("Migration of db-1: Failed. the link went down")
     expect(live).to_have_attribute("aria-live", "polite")
+
+
+@pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1280", "390"])
+def test_the_schedule_editors_remove_buttons_are_in_sight(admin_page: Page, live_server, world, viewport):
+    page = admin_page
+    page.set_viewport_size(viewport)
+    page.goto(f"{live_server.url}/policies/{world.policy.pk}/edit/")
+    page.get_by_role("button", name="Add step").click()
+
+    buttons = page.locator("#schedule-editor").get_by_role("button", name="Remove")
+    expect(buttons).to_have_count(3)
+    for index in range(3):
+        button = buttons.nth(index)
+        frame = button.evaluate(
+            "el => { const r = el.closest('.table-wrap').getBoundingClientRect(); return [r.left, r.right]; }"
+        )
+        box = button.bounding_box()
+        assert frame[0] <= box["x"] and box["x"] + box["width"] <= frame[1], (index, frame, box)
+    assert sideways_overflow(page) <= 0
