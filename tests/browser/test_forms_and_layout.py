@@ -23,7 +23,9 @@ def focused_id(page: Page) -> str:
     return page.evaluate("document.activeElement && document.activeElement.id")
 
 
-def test_a_refused_cluster_form_sums_up_every_problem_and_focuses_the_first(admin_page: Page, live_server, world):
+def test_a_refused_cluster_form_sums_up_every_problem_and_focuses_the_first(
+    admin_page: Page, live_server, world, screenshots_dir
+):
     page = admin_page
     page.goto(f"{live_server.url}/clusters/add/")
     page.get_by_label("Bandwidth", exact=True).select_option("custom")
@@ -35,6 +37,7 @@ def test_a_refused_cluster_form_sums_up_every_problem_and_focuses_the_first(admi
     expect(summary.get_by_role("heading")).to_have_text("There are 3 problems to fix before this cluster can be saved")
     expect(summary.get_by_role("link")).to_have_count(3)
     assert focused_id(page) == "id_name"
+    page.screenshot(path=screenshots_dir / "cluster-add-errors-1280.png", full_page=True)
     expect(page.get_by_label("Name", exact=True)).to_have_attribute("aria-invalid", "true")
 
     summary.get_by_role("link", name="Parallel connections").click()
