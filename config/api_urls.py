@@ -6,6 +6,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.renderers import JSONRenderer
 
+from core.api.views import ApiRootView
+
 
 def not_found(request, path=""):
     """Under /api/, even a URL that matches nothing answers in JSON."""
@@ -31,6 +33,7 @@ class SwaggerView(JSONErrors, SpectacularSwaggerSplitView):
 
 
 urlpatterns = [
+    path("", ApiRootView.as_view(), name="api-root"),
     # The agent API: agent tokens only, and out of the public schema (docs/agent-api.md).
     path("agent/", include("migrations_app.api.agent_urls")),
     path("", include("clusters.api.urls")),

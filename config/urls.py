@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from core.security import password_reset_guard
 from core.views import ApiTokenListView, ApiTokenRevokeView, AuditListView
@@ -18,6 +20,8 @@ for pattern in password_reset:
 
 urlpatterns = [
     path("", dashboard, name="dashboard"),
+    # Pages that do not link the icon themselves (Django admin, the API's browsable pages) get it too.
+    path("favicon.ico", RedirectView.as_view(url=static("ferry/favicon.svg"), permanent=True)),
     path("", include("ops.urls")),
     path("audit/", AuditListView.as_view(), name="audit_list"),
     path("tokens/", ApiTokenListView.as_view(), name="token_list"),

@@ -6,6 +6,7 @@ authority on what may be stored; their ValidationError is put back on the form's
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections.abc import Iterable
@@ -14,24 +15,42 @@ from typing import Any, cast
 
 from django import forms
 from django.core import signing
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ObjectDoesNotExist, ValidationError
 from django.db import models
 from django.utils.datastructures import MultiValueDict
 
+from core.rules import Rule
+
 LOADED_SALT = "ferry.forms.loaded-values"
 EMPTY = "—"
+RULE_CODES = frozenset(rule.value for rule in Rule)
 
 
-def apply_validation_error(form: forms.BaseForm, error: ValidationError) -> None:
-    """Show a service's ValidationError on the field it names, or above the form."""
+def _one_message(errors: list[ValidationError]) -> str:
+    """One problem, one message: a field that fails both a generic check (a range) and the model's
+    own rule (which says why) shows the rule's message only. The model's clean() runs after the
+    field checks, so without a named rule its message is the last."""
+    ruled = [error for error in errors if error.code in RULE_CODES]
+    chosen = ruled[0] if ruled else errors[-1]
+    return next(iter(chosen))
+
+
+def apply_validation_error(form: forms.BaseForm, error: ValidationError, *, only_new: bool = False) -> None:
+    """Show a service's ValidationError on the field it names (one message a field), or above the form.
+
+    With `only_new`, a field that already shows an error keeps its own, and nothing goes above the
+    form: the errors are a check made after some fields failed to parse (see model_errors).
+    """
     if not hasattr(error, "error_dict"):
-        form.add_error(None, error.messages)
+        if not only_new:
+            form.add_error(None, error.messages)
         return
-    for field, messages in error.message_dict.items():
+    for field, errors in error.error_dict.items():
         if field != NON_FIELD_ERRORS and field in form.fields and not form.fields[field].widget.is_hidden:
-            form.add_error(field, messages)
-        else:
-            form.add_error(None, messages)
+            if not (only_new and field in form.errors):
+                form.add_error(field, _one_message(errors))
+        elif not only_new:
+            form.add_error(None, [message for error in errors for message in error])
 
 
 def _plain(value: Any) -> Any:
@@ -102,6 +121,27 @@ class VersionedModelForm(forms.ModelForm):
                 if value is not None:
                     data[self.add_prefix(name)] = json.dumps(value) if isinstance(value, dict) else value
         return data
+
+    def check_the_rest(self) -> None:
+        """After some inputs failed to parse, check the others against the model too.
+
+        Without this, a form with a missing name would report only that, and the model's own rules
+        (a custom bandwidth without a figure, say) on the next submit: every problem is reported in
+        one round. The inputs that failed are left out; the service remains the one that decides.
+        """
+        candidate = copy.copy(self.instance)
+        failed = set(self.errors)
+        for name, value in self.service_data().items():
+            if name not in failed:
+                setattr(candidate, name, value)
+        excluded = [field.name for field in candidate._meta.fields if field.name in failed]
+        try:
+            candidate.full_clean(exclude=excluded)
+        except ValidationError as error:
+            apply_validation_error(self, error, only_new=True)
+        except (ObjectDoesNotExist, AttributeError, TypeError, ValueError):
+            # A rule that needs one of the failed inputs cannot be checked yet; the next submit will.
+            return
 
     def snapshot(self) -> dict[str, Any]:
         """The values this form shows for its object, comparable across loads."""

@@ -7,6 +7,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from core.times import time_text
+
 
 class VersionedModel(models.Model):
     """A row whose `version` grows by one on every change, for ETag/If-Match and stale forms."""
@@ -47,7 +49,7 @@ class AuditEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type} {self.object_repr}"
+        return f"{time_text(self.at)} {self.actor} {self.action} {self.object_type} {self.object_repr}"
 
 
 class ApiToken(models.Model):

@@ -101,13 +101,32 @@ class UniqueNameModel(models.Model):
     def clean(self) -> None:
         super().clean()
         name = getattr(self, "name", "") or ""
-        if refused_characters(name):
-            # validate_name refuses the name itself; a NUL must not even reach a query (PostgreSQL
-            # refuses it in text), so there is nothing to compare.
-            self.name_key = ""
-            return
-        key = self.name_key = name_key(name)
-        if key and type(self)._default_manager.filter(name_key=key).exclude(pk=self.pk).exists():
+        # validate_name refuses a name with refused characters; a NUL must not even reach a query
+        # (PostgreSQL refuses it in text), so such a name has no key to compare.
+        self.name_key = "" if refused_characters(name) else name_key(name)
+
+    def validate_unique(self, exclude=None) -> None:
+        """The look-alike check sits with the unique checks, after clean(): a taken name is
+        reported with every other problem of the object, and once (on the name)."""
+        exclude = set(exclude or ())
+        errors: dict[str, list[ValidationError]] = {}
+        key = self.name_key
+        if (
+            "name" not in exclude
+            and key
+            and type(self)._default_manager.filter(name_key=key).exclude(pk=self.pk).exists()
+        ):
             label = self._meta.verbose_name
             message = f"A {label} with this name already exists (names are compared ignoring case and look-alikes)."
-            raise ValidationError({"name": ValidationError(message, code="unique")})
+            errors["name"] = [ValidationError(message, code="unique")]
+            exclude.add("name")
+        try:
+            super().validate_unique(exclude=exclude)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def validate_constraints(self, exclude=None) -> None:
+        # The constraint on name_key is the look-alike check above, which names the field.
+        super().validate_constraints(exclude={*(exclude or ()), "name_key"})

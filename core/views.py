@@ -290,6 +290,7 @@ class ObjectEditView(ServicesViewMixin, View):
         obj = self.get_object(pk)
         form = self.get_form(obj, request.POST)
         if not form.is_valid():
+            form.check_the_rest()
             return self.render_form(form, obj)
         actor = Actor.of(request.user)
         verbose = self.model._meta.verbose_name

@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clusters.models import VM, Host
+from core.times import time_text
 
 
 class JobState(models.TextChoices):
@@ -59,7 +60,7 @@ class Evacuation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"evacuation of {self.host} {self.started_at:%Y-%m-%d %H:%M}"
+        return f"evacuation of {self.host} {time_text(self.started_at)}"
 
 
 class MigrationJob(models.Model):

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from core.times import time_text
+
 
 class SsoToken(models.Model):
     """A bearer token from /ovirt-engine/sso/oauth/token. Only its SHA-256 is stored: the key is
@@ -16,4 +18,4 @@ class SsoToken(models.Model):
         verbose_name = "oVirt API token"
 
     def __str__(self) -> str:
-        return f"token of {self.user} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+        return f"token of {self.user} until {time_text(self.expires_at)}"

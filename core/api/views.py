@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
 
 from core.api.etag import ETagMixin
 from core.api.schema import ErrorSerializer
@@ -93,6 +96,38 @@ class FerryModelViewSet(ListFilterMixin, ServicesViewSetMixin, viewsets.ModelVie
     """CRUD of one model, its writes through the model's services."""
 
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+
+# The API root's links: each collection by its key, and the URL name it is routed under.
+API_ROOT_LINKS = {
+    "cluster-levels": "clusterlevel-list",
+    "migration-policies": "migrationpolicy-list",
+    "clusters": "cluster-list",
+    "hosts": "host-list",
+    "vms": "vm-list",
+    "migrations": "migrationjob-list",
+    "audit-log": "auditentry-list",
+    "tokens": "apitoken-list",
+    "schema": "api-schema",
+    "docs": "api-docs",
+}
+
+
+class ApiRootView(APIView):
+    """The API's entry point: a link to each collection, the OpenAPI schema and its documentation.
+
+    JSON in a browser too: the documentation is /api/docs/ (DRF's browsable pages use inline styles,
+    which the content security policy refuses)."""
+
+    permission_classes = [IsAuthenticated]
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="api_root",
+        responses=inline_serializer(name="ApiRoot", fields={key: serializers.URLField() for key in API_ROOT_LINKS}),
+    )
+    def get(self, request):
+        return Response({key: reverse(name, request=request) for key, name in API_ROOT_LINKS.items()})
 
 
 class AuditEntryViewSet(ListFilterMixin, viewsets.ReadOnlyModelViewSet):

@@ -8,6 +8,8 @@ from typing import Any
 from django import template
 from django.utils.html import format_html
 
+from core.times import time_text
+
 register = template.Library()
 
 TRI_LABELS = {"inherit": "Inherit", "true": "On", "false": "Off"}
@@ -55,14 +57,26 @@ def duration(seconds: Any) -> str:
 
 
 @register.filter
+def when(value: Any, part: str = "DATETIME_FORMAT") -> str:
+    """A time as every page (and Django admin) shows it: in Ferry's time zone, to the second, with
+    the zone's name, in a <time> element. `part` may be "TIME_FORMAT" for the time of day only.
+    An ISO 8601 string (a time stored in JSON) is read first; nothing gives an empty string."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(value, datetime):
+        return ""
+    return format_html('<time datetime="{}">{}</time>', value.isoformat(), time_text(value, part))
+
+
+@register.filter
 def iso_time(value: Any) -> str:
-    """An ISO 8601 time as stored in JSON (a host's status reason), shown to the second."""
+    """An ISO 8601 time as stored in JSON (a host's status reason), shown as every time is."""
     if not isinstance(value, str):
         return "—"
-    try:
-        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-    except ValueError:
-        return value
+    return when(value)
 
 
 @register.filter

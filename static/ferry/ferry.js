@@ -1,6 +1,7 @@
 // Ferry's few behaviours that need no server round trip: inputs shown only for some choices
 // (data-show-when="name=value|value", looked up in the closest [data-scope], else the form),
-// rows added from a <template> or removed in editors, and copy buttons (data-copy="<input id>").
+// rows added from a <template> or removed in editors, copy buttons (data-copy="<input id>"), the
+// error summary's focus, and the menu button of narrow screens.
 (function () {
   "use strict";
 
@@ -51,12 +52,64 @@
     }
   });
 
+  // A card that htmx replaces as it polls (a job's status) names a live region outside itself:
+  // a screen reader hears of a change of state, not every refresh.
+  const announced = new Map();
+  function announceState(root) {
+    const cards = root.matches && root.matches("[data-announce]") ? [root] : root.querySelectorAll("[data-announce]");
+    cards.forEach(function (card) {
+      const region = document.querySelector(card.dataset.announce);
+      if (!region) return;
+      const before = announced.get(card.id);
+      announced.set(card.id, card.dataset.state);
+      if (before !== undefined && before !== card.dataset.state) region.textContent = card.dataset.announceText;
+    });
+  }
+
   function init(root) {
     syncConditionals(root);
+    announceState(root);
   }
+
+  // A form sent back with errors: its summary lists them, and focus goes to the first field in
+  // error (or to the summary when no field is named), so a keyboard or screen reader user starts there.
+  function focusFirstError() {
+    const summary = document.getElementById("error-summary");
+    if (!summary) return;
+    const first = summary.querySelector("a[href^='#']");
+    const target = first && fieldInput(first.getAttribute("href").slice(1));
+    (target || summary).focus();
+  }
+
+  function fieldInput(id) {
+    const element = document.getElementById(id);
+    if (!element) return null;
+    if (element.matches("input, select, textarea")) return element;
+    return element.querySelector("input:not([type=hidden]), select, textarea");
+  }
+
+  document.addEventListener("click", function (event) {
+    const link = event.target.closest("#error-summary a[href^='#']");
+    if (!link) return;
+    const input = fieldInput(link.getAttribute("href").slice(1));
+    if (input) {
+      event.preventDefault();
+      input.focus();
+    }
+  });
+
+  // The menu button of narrow screens folds the navigation away.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-menu-toggle]");
+    if (!button) return;
+    const open = button.getAttribute("aria-expanded") !== "true";
+    button.setAttribute("aria-expanded", String(open));
+    document.getElementById(button.getAttribute("aria-controls")).classList.toggle("open", open);
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     init(document);
+    focusFirstError();
     // Narrow screens start with the filter panel folded, unless a filter is set.
     if (window.matchMedia("(max-width: 999px)").matches) {
       document.querySelectorAll("details.filters:not([data-active])").forEach(function (d) { d.open = false; });

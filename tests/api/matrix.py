@@ -229,6 +229,7 @@ ROUTES = [
         lambda e: f"/api/audit-log/{AuditEntry.objects.latest('pk').pk}/",
         {"GET": Allowed(200)},
     ),
+    Route("api-root", LOGGED_IN, lambda e: "/api/", {"GET": Allowed(200)}),
     Route(
         "tokens",
         LOGGED_IN,
@@ -307,6 +308,7 @@ OPENAPI_PATHS = {
     "migration-cancel": "/api/migrations/{id}/cancel/",
     "audit-log": "/api/audit-log/",
     "audit-entry": "/api/audit-log/{id}/",
+    "api-root": "/api/",
     "tokens": "/api/tokens/",
     "token": "/api/tokens/{id}/",
     "admin-tokens": "/api/admin-tokens/",

@@ -30,6 +30,7 @@ CHROMIUM_ARGS = [
 ]
 WIDE = {"width": 1280, "height": 800}
 NARROW = {"width": 800, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,7 +1,7 @@
-"""Screenshots of the main pages at 1280x800 and 800x900, for a person to look at.
+"""Screenshots of the main pages at 1280x800, 800x900 and 390x844 (a phone), for a person to look at.
 
 They land in test-results/screenshots/<page>-<width>.png. The checks here are the ones a
-screenshot cannot make by itself: no page scrolls sideways, at either width.
+screenshot cannot make by itself: no page scrolls sideways, at any of these widths.
 """
 
 import pytest
@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from migrations_app.models import JobState
 from policies.models import VERY_LARGE_VMS_ID
-from tests.browser.conftest import NARROW, WIDE
+from tests.browser.conftest import NARROW, PHONE, WIDE
 from tests.factories import HostFactory, VMFactory
 from tests.pages.world import make_job
 
@@ -55,7 +55,7 @@ def main_pages(world, running) -> dict[str, str]:
 def test_screenshots_of_the_main_pages(admin_page, live_server, world, screenshots_dir):
     page = admin_page
     running = furnish(world)
-    for viewport in (WIDE, NARROW):
+    for viewport in (WIDE, NARROW, PHONE):
         page.set_viewport_size(viewport)
         for name, path in main_pages(world, running).items():
             page.goto(live_server.url + path)
@@ -66,7 +66,7 @@ def test_screenshots_of_the_main_pages(admin_page, live_server, world, screensho
 
 
 def test_screenshot_of_the_login_page(page, live_server, transactional_db, screenshots_dir):
-    for viewport in (WIDE, NARROW):
+    for viewport in (WIDE, NARROW, PHONE):
         page.set_viewport_size(viewport)
         page.goto(live_server.url + "/accounts/login/")
         expect(page.get_by_role("heading", name="Log in to Ferry")).to_be_visible()
