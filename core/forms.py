@@ -32,7 +32,7 @@ def _one_message(errors: list[ValidationError]) -> str:
     field checks, so without a named rule its message is the last."""
     ruled = [error for error in errors if error.code in RULE_CODES]
     chosen = ruled[0] if ruled else errors[-1]
-    return next(iter(chosen))
+    return chosen.messages[0]
 
 
 def apply_validation_error(form: forms.BaseForm, error: ValidationError, *, only_new: bool = False) -> None:
@@ -50,7 +50,7 @@ def apply_validation_error(form: forms.BaseForm, error: ValidationError, *, only
             if not (only_new and field in form.errors):
                 form.add_error(field, _one_message(errors))
         elif not only_new:
-            form.add_error(None, [message for error in errors for message in error])
+            form.add_error(None, [message for error in errors for message in error.messages])
 
 
 def _plain(value: Any) -> Any:
