@@ -14,7 +14,7 @@ from clusters.models import (
     VMStatus,
 )
 from core.choices import TriState
-from core.filtersets import StableOrderingFilter, StrictBooleanFilter, StrictUUIDFilter
+from core.filtersets import UUID, StableOrderingFilter, StrictBooleanFilter, StrictUUIDFilter
 from policies.models import MigrationPolicy
 
 
@@ -27,7 +27,7 @@ class ClusterLevelFilterSet(django_filters.FilterSet):
 
 
 class ClusterFilterSet(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="Search")
+    q = django_filters.CharFilter(method="search", label="Search", help_text="Part of the name or description.")
     compatibility_version = django_filters.ModelMultipleChoiceFilter(queryset=ClusterLevel.objects.all())
     migration_policy = django_filters.ModelMultipleChoiceFilter(queryset=MigrationPolicy.objects.all())
     parallel_migrations_policy = django_filters.MultipleChoiceFilter(choices=ParallelPolicy.choices)
@@ -53,7 +53,7 @@ class ClusterFilterSet(django_filters.FilterSet):
 
 
 class HostFilterSet(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="Search")
+    q = django_filters.CharFilter(method="search", label="Search", help_text="Part of the name or address.")
     cluster = django_filters.ModelMultipleChoiceFilter(queryset=Cluster.objects.all())
     status = django_filters.MultipleChoiceFilter(choices=HostStatus.choices)
     zerocopy = StrictBooleanFilter(method="filter_zerocopy", label="Supports zero-copy")
@@ -74,7 +74,9 @@ class HostFilterSet(django_filters.FilterSet):
 
 
 class VMFilterSet(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="Search")
+    q = django_filters.CharFilter(
+        method="search", label="Search", help_text="Part of the name or of its host's name, or the whole domain UUID."
+    )
     host = django_filters.ModelMultipleChoiceFilter(queryset=Host.objects.all())
     cluster = django_filters.ModelMultipleChoiceFilter(field_name="host__cluster", queryset=Cluster.objects.all())
     status = django_filters.MultipleChoiceFilter(choices=VMStatus.choices)
@@ -99,4 +101,11 @@ class VMFilterSet(django_filters.FilterSet):
         fields = ["name", "uuid"]
 
     def search(self, queryset, name, value):
-        return queryset.filter(name__icontains=value)
+        value = value.strip()
+        if UUID.fullmatch(value):
+            # A domain UUID is unique and indexed: an exact match, not a scan for a substring.
+            return queryset.filter(uuid=value)
+        # By its own name, or its host's: a subquery over the hosts keeps both conditions on the VM
+        # table, so that PostgreSQL can combine two index scans instead of joining every VM first.
+        hosts = Host.objects.filter(name__icontains=value).values("pk")
+        return queryset.filter(Q(name__icontains=value) | Q(host__in=hosts))
