@@ -17,6 +17,9 @@ from core.choices import TriState
 from core.filtersets import UUID, StableOrderingFilter, StrictBooleanFilter, StrictUUIDFilter
 from policies.models import MigrationPolicy
 
+# Up to this many hosts matched by a VM search are passed on as ids.
+SEARCH_HOSTS_INLINE = 500
+
 
 class ClusterLevelFilterSet(django_filters.FilterSet):
     ordering = StableOrderingFilter(fields=["level", "parallel_migrations_supported"])
@@ -105,7 +108,11 @@ class VMFilterSet(django_filters.FilterSet):
         if UUID.fullmatch(value):
             # A domain UUID is unique and indexed: an exact match, not a scan for a substring.
             return queryset.filter(uuid=value)
-        # By its own name, or its host's: a subquery over the hosts keeps both conditions on the VM
-        # table, so that PostgreSQL can combine two index scans instead of joining every VM first.
-        hosts = Host.objects.filter(name__icontains=value).values("pk")
-        return queryset.filter(Q(name__icontains=value) | Q(host__in=hosts))
+        # By its own name, or its host's. The matching hosts are read first, so that both conditions
+        # are on the VM table with plain values: PostgreSQL then combines two index scans (the name's
+        # trigram index, the host's) instead of testing every VM against a subquery. A search that
+        # matches very many hosts keeps the subquery rather than sending thousands of ids.
+        hosts = Host.objects.filter(name__icontains=value).values_list("pk", flat=True)
+        host_ids = list(hosts[: SEARCH_HOSTS_INLINE + 1])
+        in_hosts = Q(host__in=host_ids) if len(host_ids) <= SEARCH_HOSTS_INLINE else Q(host__in=hosts)
+        return queryset.filter(Q(name__icontains=value) | in_hosts)

@@ -79,20 +79,24 @@ class StrictUUIDFilter(django_filters.UUIDFilter):
 class StableOrderingFilter(django_filters.OrderingFilter):
     """`?ordering=<field>` or `-<field>` (comma-separated for more than one) over a list's columns.
 
-    Ties are broken by id, so that a page boundary falls in the same place on every request. An
-    unknown field is a 400 (the API) or a form error (the pages), never silently ignored.
+    Ties are broken by id, in the direction of the last column, so that a page boundary falls in
+    the same place on every request and a descending sort reads a (column, id) index backwards
+    instead of sorting every row. An unknown field is a 400 (the API) or a form error (the pages),
+    never silently ignored.
     """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label", "Order by")
-        kwargs.setdefault("help_text", "A column, or -column for descending; ties are ordered by id.")
+        kwargs.setdefault(
+            "help_text", "A column, or -column for descending; ties are ordered by id, in the same direction."
+        )
         super().__init__(*args, **kwargs)
 
     def filter(self, qs, value):
         if value in django_filters.constants.EMPTY_VALUES:
             return qs
         ordering = [self.get_ordering_value(param) for param in value]
-        return qs.order_by(*ordering, "pk")
+        return qs.order_by(*ordering, "-pk" if ordering[-1].startswith("-") else "pk")
 
 
 class AuditEntryFilterSet(django_filters.FilterSet):

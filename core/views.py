@@ -31,7 +31,7 @@ from core.counting import EstimatedCountPaginator
 from core.filtersets import AuditPageFilterSet
 from core.forms import ApiTokenCreateForm, VersionedModelForm, apply_validation_error
 from core.models import ApiToken, AuditEntry
-from core.selectors import AUDITED_PAGES, audit_model, entry_changes, object_history
+from core.selectors import AUDITED_PAGES, audit_model, entry_changes, object_history, related_names
 from core.services import ModelServices, StaleVersion, Write
 from core.tokens import NewToken, token_create, token_expiry, token_revoke, user_tokens
 
@@ -375,6 +375,7 @@ class AuditListView(ObjectListView):
 
     def get_context_data(self, page) -> dict[str, Any]:
         rows = []
+        related = related_names(list(page.object_list))
         for entry in page.object_list:
             model = audit_model(entry.object_type)
             url = None
@@ -388,7 +389,7 @@ class AuditListView(ObjectListView):
                     "entry": entry,
                     "type": model._meta.verbose_name if model else entry.object_type,
                     "url": url,
-                    "changes": entry_changes(entry, model),
+                    "changes": entry_changes(entry, model, related),
                 }
             )
         return {"rows": rows}

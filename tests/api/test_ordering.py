@@ -35,14 +35,14 @@ def rows(api, url, ordering):
     return response.json()["results"]
 
 
-def test_vms_sort_by_memory_with_id_breaking_the_ties(api, estate):
+def test_vms_sort_by_memory_with_id_breaking_the_ties_in_the_same_direction(api, estate):
     for ordering, reverse in (("memory_mib", False), ("-memory_mib", True)):
         got = [(vm["memory_mib"], vm["id"]) for vm in rows(api, "/api/vms/", ordering)]
         expected = sorted(got, key=lambda pair: pair[0], reverse=reverse)
         assert [memory for memory, _ in got] == [memory for memory, _ in expected]
         for memory in {m for m, _ in got}:
             ids = [vm_id for m, vm_id in got if m == memory]
-            assert ids == sorted(ids), "ties are not ordered by id"
+            assert ids == sorted(ids, reverse=reverse), "ties are not ordered by id"
 
 
 def test_vms_sort_by_their_hosts_name(api, estate):
