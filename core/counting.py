@@ -70,7 +70,8 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def row_count(self) -> RowCount:
-        return list_count(self.object_list)
+        rows = self.object_list
+        return list_count(rows) if isinstance(rows, QuerySet) else RowCount(len(rows), estimated=False)
 
     @cached_property
     def count(self) -> int:
