@@ -96,7 +96,8 @@ class VMFilterSet(django_filters.FilterSet):
             "memory_mib",
             "vcpus",
             ("migration_policy__name", "migration_policy"),
-        ]
+        ],
+        ranked={"migration_policy__name": ("migration_policy", "name")},
     )
 
     class Meta:

@@ -72,3 +72,26 @@ def test_names_sort_alphabetically(api, estate):
     assert [c["name"] for c in rows(api, "/api/clusters/", "-name")] == ["b-cluster", "a-cluster"]
     addresses = [h["address"] for h in rows(api, "/api/hosts/", "-address")]
     assert addresses == sorted(addresses, reverse=True)
+
+
+def test_vms_sort_by_their_policys_name_with_vms_without_one_last(api, estate):
+    from policies.models import MigrationPolicy
+    from tests.factories import PolicyFactory
+
+    zeta, alpha = PolicyFactory(name="Zeta custom"), PolicyFactory(name="Alpha custom")
+    for vm, policy in zip(estate, [zeta, alpha, zeta, alpha], strict=False):
+        vm.migration_policy = policy
+        vm.save()
+    names = {str(policy.pk): policy.name for policy in MigrationPolicy.objects.all()}
+
+    def key(row):
+        return names.get(row["migration_policy"])
+
+    forward = rows(api, "/api/vms/", "migration_policy")
+    assert [key(row) for row in forward] == ["Alpha custom"] * 2 + ["Zeta custom"] * 2 + [None] * 4
+    backward = rows(api, "/api/vms/", "-migration_policy")
+    assert [key(row) for row in backward] == [None] * 4 + ["Zeta custom"] * 2 + ["Alpha custom"] * 2
+    for listed, reverse in ((forward, False), (backward, True)):
+        for name in ("Alpha custom", "Zeta custom", None):
+            ids = [row["id"] for row in listed if key(row) == name]
+            assert ids == sorted(ids, reverse=reverse)
