@@ -1,9 +1,11 @@
 """The control plane at scale: list endpoints, migration plans and list pages over a seeded estate.
 
-    python -m bench.control_plane seed --clusters 100 --hosts 2000 --vms 20000 --jobs 5000 --audit 40000
+    python -m bench.control_plane seed --clusters 1000 --hosts 20000 --vms 200000 --jobs 100000 --audit 1000000
     python -m bench.control_plane measure --label full --requests 30 --out var/bench/cp-full.json
 
-`seed` fills the bench database through the ORM in bulk (bulk_create), never through the API.
+`seed` fills the bench database in bulk, never through the API: clusters, hosts, VMs and jobs with
+bulk_create in large batches, the audit entries with one INSERT ... SELECT over generate_series
+(a million rows built in Python would take minutes and gigabytes).
 `measure` runs in a process of its own, so its peak RSS (VmHWM) is the web process's under the
 list benchmark; every request goes through the real URL stack (Django's test Client: middleware,
 authentication, DRF, serializers, JSON rendering) against PostgreSQL, with a token like a script.
@@ -29,7 +31,9 @@ API_LISTS = [
     "/api/audit-log/",
     "/api/cluster-levels/",
 ]
-PAGES = ["/clusters/", "/hosts/", "/vms/", "/migrations/"]
+PAGES = ["/clusters/", "/hosts/", "/vms/", "/migrations/", "/policies/", "/audit/"]
+# The VM list's sortable columns (?ordering=), each measured on its own.
+VM_SORTS = ["name", "uuid", "status", "host", "cluster", "memory_mib", "vcpus", "migration_policy"]
 ADMIN, READER = "bench-admin", "bench-reader"
 ADMIN_TOKEN = "benchadmin".ljust(43, "0")  # 43 characters, like Ferry's keys
 READER_TOKEN = "benchreader".ljust(43, "0")
@@ -119,7 +123,8 @@ def seed(*, clusters: int, hosts: int, vms: int, jobs: int, audit: int) -> dict[
                     capabilities_updated_at=now,
                 )
             )
-    Host.objects.bulk_create(host_rows, batch_size=1000)
+    Host.objects.bulk_create(host_rows, batch_size=5000)
+    log(f"seeded {len(host_rows)} hosts after {time.monotonic() - t0:.0f} s")
     per_host = max(1, vms // max(1, len(host_rows)))
     vm_rows = []
     for h, host in enumerate(host_rows):
@@ -141,7 +146,8 @@ def seed(*, clusters: int, hosts: int, vms: int, jobs: int, audit: int) -> dict[
                     else None,
                 )
             )
-    VM.objects.bulk_create(vm_rows, batch_size=2000)
+    VM.objects.bulk_create(vm_rows, batch_size=5000)
+    log(f"seeded {len(vm_rows)} VMs after {time.monotonic() - t0:.0f} s")
 
     # Finished jobs, each with the plan the resolver really makes for it (a few kB of JSON).
     job_rows, plans = [], {}
@@ -151,7 +157,8 @@ def seed(*, clusters: int, hosts: int, vms: int, jobs: int, audit: int) -> dict[
     for j in range(jobs):
         vm = vm_rows[rng.randrange(len(vm_rows))]
         siblings = [x for x in hosts_of[vm.host.cluster_id] if x.pk != vm.host_id] or [vm.host]
-        destination = siblings[j % len(siblings)]
+        # A few destinations per cluster: the plans computed stay a few thousand, whatever the jobs.
+        destination = siblings[j % min(3, len(siblings))]
         key = (vm.host.cluster_id, vm.migration_policy_id, vm.vcpus, destination.pk)
         if key not in plans:
             plans[key] = migration_plan(vm=vm, destination=destination).to_dict()
@@ -184,28 +191,36 @@ def seed(*, clusters: int, hosts: int, vms: int, jobs: int, audit: int) -> dict[
                 finished_at=created + timezone.timedelta(seconds=30),
             )
         )
-    MigrationJob.objects.bulk_create(job_rows, batch_size=1000)
-    audit_rows = []
-    for a in range(audit):
-        vm = vm_rows[a % len(vm_rows)]
-        audit_rows.append(
-            AuditEntry(
-                at=now - timezone.timedelta(seconds=audit - a),
-                actor=ADMIN if a % 3 else "ferry.sync_inventory",
-                user=admin if a % 3 else None,
-                action="update",
-                object_type="vm",
-                object_id=str(vm.pk),
-                object_repr=vm.name,
-                before={"status": "up", "host": str(vm.host_id)},
-                after={"status": "migrating", "host": str(vm.host_id)},
-            )
-        )
-    AuditEntry.objects.bulk_create(audit_rows, batch_size=2000)
+        if len(job_rows) >= 10_000:
+            MigrationJob.objects.bulk_create(job_rows, batch_size=5000)
+            job_rows = []
+    MigrationJob.objects.bulk_create(job_rows, batch_size=5000)
+    log(f"seeded {jobs} jobs after {time.monotonic() - t0:.0f} s")
     from django.db import connection
 
+    # Audit entries: VM updates, one a second back from now, every third by a task.
+    assert (AuditEntry._meta.db_table, VM._meta.db_table) == ("core_auditentry", "clusters_vm")
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        cursor.execute(
+            """
+            INSERT INTO core_auditentry
+                (at, actor, user_id, action, object_type, object_id, object_repr, before, after, request_id)
+            SELECT %s - make_interval(secs => %s - n),
+                   CASE WHEN n %% 3 = 0 THEN 'ferry.sync_inventory' ELSE %s END,
+                   CASE WHEN n %% 3 = 0 THEN NULL ELSE %s END,
+                   'update', 'vm', vm.id::text, vm.name,
+                   jsonb_build_object('status', 'up', 'host', vm.host_id::text),
+                   jsonb_build_object('status', 'migrating', 'host', vm.host_id::text),
+                   ''
+            FROM generate_series(0, %s - 1) AS n
+            JOIN (SELECT id, name, host_id, row_number() OVER (ORDER BY id) - 1 AS i FROM clusters_vm) AS vm
+              ON vm.i = n %% %s
+            """,
+            [now, audit, ADMIN, admin.pk, audit, max(1, len(vm_rows))],
+        )
+    log(f"seeded {audit} audit entries after {time.monotonic() - t0:.0f} s")
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
     counts = {
         "clusters": Cluster.objects.count(),
         "hosts": Host.objects.count(),
@@ -265,6 +280,15 @@ def _profile(client, url: str, n: int, headers: dict[str, str], name: str) -> st
     return str(path.relative_to(OUT.parents[1]))
 
 
+def page_client_for_admin():
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username=ADMIN))
+    return client
+
+
 def measure(*, label: str, requests: int, page_requests: int, counts_only: bool, profile: bool) -> dict[str, Any]:
     from django.test import Client
 
@@ -307,6 +331,40 @@ def measure(*, label: str, requests: int, page_requests: int, counts_only: bool,
         result["api_extra"][url] = {"queries": queries, **summary(times), "bytes": size}
         log(f"{label} {url}: {queries} queries, p50 {result['api_extra'][url]['p50']} ms")
 
+    # Each sortable column of the VM list, ascending and descending (the figure is the slower).
+    result["api_sorted"] = {}
+    for column in VM_SORTS:
+        entry = {}
+        for direction in ("", "-"):
+            url = f"/api/vms/?ordering={direction}{column}"
+            queries, _ = _queries(client, url, admin)
+            _timed(client, url, warmup, admin)
+            times, _ = _timed(client, url, max(5, requests // 2), admin)
+            entry[direction or "+"] = {"queries": queries, **summary(times)}
+        entry["p50"] = max(entry["+"]["p50"], entry["-"]["p50"])
+        result["api_sorted"][column] = entry
+        log(f"{label} /api/vms/?ordering=(-){column}: p50 {entry['+']['p50']} / {entry['-']['p50']} ms")
+
+    # Search: a domain UUID, a host's name, an address, part of a VM's name.
+    sample = VM.objects.select_related("host").order_by("pk")[VM.objects.count() // 2]
+    searches = [
+        f"/api/vms/?q={sample.uuid}",
+        f"/api/vms/?q={sample.host.name}",
+        f"/api/vms/?q={sample.name}",
+        f"/api/hosts/?q={sample.host.address}",
+        "/api/clusters/?q=dc-3",
+        f"/vms/?q={sample.host.name}",
+    ]
+    result["search"] = {}
+    for url in searches:
+        search_client = page_client_for_admin() if not url.startswith("/api/") else client
+        headers = {} if not url.startswith("/api/") else admin
+        queries, _ = _queries(search_client, url, headers)
+        _timed(search_client, url, warmup, headers)
+        times, size = _timed(search_client, url, max(5, requests // 2), headers)
+        result["search"][url] = {"queries": queries, **summary(times), "bytes": size}
+        log(f"{label} {url}: {queries} queries, p50 {result['search'][url]['p50']} ms")
+
     # GET /api/vms/{id}/migration-plan/ for random VMs, to a random other host of their cluster.
     vm_ids = list(VM.objects.filter(status="up").values_list("pk", "host__cluster_id", "host_id"))
     hosts_by_cluster: dict[Any, list] = {}
@@ -329,10 +387,7 @@ def measure(*, label: str, requests: int, page_requests: int, counts_only: bool,
     log(f"{label} migration-plan: {plan_queries} queries, p50 {result['plan']['p50']} ms")
 
     # The browser's list pages (50 rows a page), logged in with a session.
-    page_client = Client()
-    from django.contrib.auth import get_user_model
-
-    page_client.force_login(get_user_model().objects.get(username=ADMIN))
+    page_client = page_client_for_admin()
     for url in PAGES:
         try:
             queries, sql = _queries(page_client, url, {})
@@ -359,7 +414,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("seed")
-    for name, default in (("clusters", 100), ("hosts", 2000), ("vms", 20000), ("jobs", 5000), ("audit", 40000)):
+    for name, default in (
+        ("clusters", 1000),
+        ("hosts", 20_000),
+        ("vms", 200_000),
+        ("jobs", 100_000),
+        ("audit", 1_000_000),
+    ):
         s.add_argument(f"--{name}", type=int, default=default)
     s.add_argument("--out", type=Path)
     m = sub.add_parser("measure")

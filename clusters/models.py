@@ -543,10 +543,12 @@ class VM(_OriginalValuesMixin, VersionedModel):
         # Lists are ordered by name: without it a page of 100 sorts every VM (bench/: 20,000 VMs).
         indexes = [
             models.Index(fields=["name"], name="vm_name_idx"),
-            # Behind the list's other sortable columns (?ordering=).
-            models.Index(fields=["status"], name="vm_status_idx"),
-            models.Index(fields=["memory_mib"], name="vm_memory_idx"),
-            models.Index(fields=["vcpus"], name="vm_vcpus_idx"),
+            # Behind the list's other sortable columns (?ordering=), with the id that breaks ties:
+            # on the column alone, a page of VMs sorted by status sorts every VM that is up.
+            models.Index(fields=["status", "id"], name="vm_status_id_idx"),
+            models.Index(fields=["memory_mib", "id"], name="vm_memory_id_idx"),
+            models.Index(fields=["vcpus", "id"], name="vm_vcpus_id_idx"),
+            models.Index(fields=["migration_policy", "id"], name="vm_policy_id_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -5,10 +5,10 @@ offered at."""
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count
 
-from clusters.models import ClusterLevel
+from clusters.models import VM, Cluster, ClusterLevel
 from clusters.policy_filtersets import MigrationPolicyFilterSet
+from core.counting import subquery_count
 from core.views import ObjectDeleteView, ObjectDetailView, ObjectEditView, ObjectListView
 from policies.forms import PolicyForm
 from policies.models import MigrationPolicy
@@ -19,7 +19,8 @@ class PolicyListView(ObjectListView):
     model = MigrationPolicy
     route = "policy"
     queryset = MigrationPolicy.objects.annotate(
-        cluster_count=Count("clusters", distinct=True), vm_count=Count("vms", distinct=True)
+        cluster_count=subquery_count(Cluster.objects.all(), "migration_policy"),
+        vm_count=subquery_count(VM.objects.all(), "migration_policy"),
     )
     filterset_class = MigrationPolicyFilterSet
     filter_labels = {"builtin": "Built-in", "zerocopy": "Zero-copy"}

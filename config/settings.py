@@ -255,6 +255,10 @@ FERRY_API_RATE_USER = os.environ.get("FERRY_API_RATE_USER", "3000/minute") or No
 # A host's agent, per host: it reports progress twice a second during a migration.
 FERRY_AGENT_API_RATE = os.environ.get("FERRY_AGENT_API_RATE", "1200/minute") or None
 
+# An unfiltered list of a table with more rows than this is counted from PostgreSQL's estimate
+# (core.counting; the API says count_is_estimate): counting 200,000 VMs for every page is not cheap.
+FERRY_EXACT_COUNT_MAX = int(os.environ.get("FERRY_EXACT_COUNT_MAX", "10000"))
+
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with `WWW-Authenticate: Token`, not a bare 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [

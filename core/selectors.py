@@ -26,7 +26,41 @@ class HistoryEntry:
     changes: list[FieldChange]
 
 
-def _readable(model: type[models.Model], name: str, value: Any) -> str:
+RelatedNames = dict[tuple[type[models.Model], str], str]
+
+
+def related_names(entries: list[AuditEntry]) -> RelatedNames:
+    """The names of the objects that the entries' related fields point at, one query per related
+    model: a page of entries must not look each one up on its own."""
+    wanted: dict[type[models.Model], set[str]] = {}
+    for entry in entries:
+        model = audit_model(entry.object_type)
+        if model is None or entry.before is None or entry.after is None:
+            continue
+        for name in entry.after:
+            try:
+                field = model._meta.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if field.is_relation and field.related_model is not None:
+                for value in (entry.before.get(name), entry.after.get(name)):
+                    if value not in (None, ""):
+                        wanted.setdefault(field.related_model, set()).add(str(value))
+    names: RelatedNames = {}
+    for related_model, pks in wanted.items():
+        valid = []
+        for pk in pks:
+            try:
+                related_model._meta.pk.to_python(pk)
+            except ValidationError:
+                continue
+            valid.append(pk)
+        for obj in related_model._default_manager.filter(pk__in=valid):
+            names[(related_model, str(obj.pk))] = str(obj)
+    return names
+
+
+def _readable(model: type[models.Model], name: str, value: Any, related: RelatedNames | None = None) -> str:
     if value is None or value == "":
         return "—"
     try:
@@ -37,6 +71,8 @@ def _readable(model: type[models.Model], name: str, value: Any) -> str:
         return str(value)
     if field.choices:
         return str(dict(field.flatchoices).get(value, value))
+    if field.is_relation and field.related_model is not None and related is not None:
+        return related.get((field.related_model, str(value)), str(value))
     if field.is_relation and field.related_model is not None:
         try:
             related = field.related_model._default_manager.filter(pk=value).first()
@@ -65,7 +101,9 @@ def object_history(instance: models.Model, *, limit: int = HISTORY_LENGTH) -> li
     return [HistoryEntry(entry=entry, changes=entry_changes(entry, model)) for entry in entries]
 
 
-def entry_changes(entry: AuditEntry, model: type[models.Model] | None) -> list[FieldChange]:
+def entry_changes(
+    entry: AuditEntry, model: type[models.Model] | None, related: RelatedNames | None = None
+) -> list[FieldChange]:
     """An update's changes, field by field; a dict field (a host's capabilities) key by key."""
     if entry.before is None or entry.after is None:
         return []
@@ -90,7 +128,11 @@ def entry_changes(entry: AuditEntry, model: type[models.Model] | None) -> list[F
             changes.append(FieldChange(field=label, before=_plain(before), after=_plain(after)))
         else:
             changes.append(
-                FieldChange(field=label, before=_readable(model, name, before), after=_readable(model, name, after))
+                FieldChange(
+                    field=label,
+                    before=_readable(model, name, before, related),
+                    after=_readable(model, name, after, related),
+                )
             )
     return changes
 

@@ -19,7 +19,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.core.paginator import Paginator
 from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
@@ -30,10 +29,11 @@ from django_htmx.middleware import HtmxDetails
 
 from core.api.throttling import TokenCreateThrottle
 from core.audit import Actor
+from core.counting import EstimatedCountPaginator
 from core.filtersets import AuditPageFilterSet
 from core.forms import ApiTokenCreateForm, VersionedModelForm, apply_validation_error
 from core.models import ApiToken, AuditEntry, VersionedModel
-from core.selectors import AUDITED_PAGES, audit_model, entry_changes, object_history
+from core.selectors import AUDITED_PAGES, audit_model, entry_changes, object_history, related_names
 from core.services import ModelServices, StaleVersion, Write
 from core.tokens import NewToken, token_create, token_expiry, token_revoke, user_tokens
 
@@ -149,13 +149,28 @@ def filter_form_widgets(form: forms.Form) -> forms.Form:
     return form
 
 
+# The page sizes a list page offers (?per_page=); anything else is the default.
+PAGE_SIZES = (25, 50, 100, 250)
+PAGE_SIZE_DEFAULT = 50
+# Query parameters that choose a page rather than filter the list.
+PAGING_PARAMETERS = ("page", "per_page")
+
+
+def page_size(request: HttpRequest) -> int:
+    raw = request.GET.get("per_page", "")
+    return int(raw) if raw in {str(size) for size in PAGE_SIZES} else PAGE_SIZE_DEFAULT
+
+
 class ObjectListView(ModelPermissionMixin, View):
-    """A filtered, paginated table. With htmx, only the results are sent back."""
+    """A filtered, paginated table. With htmx, only the results are sent back.
+
+    Pages are numbered (?page=) and sized (?per_page=, one of PAGE_SIZES); an unfiltered list of a
+    large table is counted from PostgreSQL's estimate (core.counting), and says "about".
+    """
 
     page = "list"
     queryset: ClassVar[models.QuerySet]
     filterset_class: ClassVar[type]
-    paginate_by: ClassVar[int] = 50
     filter_labels: ClassVar[dict[str, str]] = {}
 
     def get_queryset(self) -> models.QuerySet:
@@ -173,16 +188,25 @@ class ObjectListView(ModelPermissionMixin, View):
         for name, label in self.filter_labels.items():
             if name in filterset.form.fields:
                 filterset.form.fields[name].label = label
-        page = Paginator(filterset.qs, self.paginate_by).get_page(request.GET.get("page"))
+        per_page = page_size(request)
+        page = EstimatedCountPaginator(filterset.qs, per_page).get_page(request.GET.get("page"))
         query = request.GET.copy()
-        query.pop("page", None)
+        for name in PAGING_PARAMETERS:
+            query.pop(name, None)
         context = {
             "filterset": filterset,
             "filter_form": filterset.form,
             "page": page,
+            "page_range": page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
+            "per_page": per_page,
+            "page_sizes": PAGE_SIZES,
             "objects": page.object_list,
             "query": query.urlencode(),
-            "filtered": any(value not in ("", "unknown") for key, value in request.GET.items() if key != "page"),
+            "filtered": any(
+                value not in ("", "unknown")
+                for key, value in request.GET.items()
+                if key not in PAGING_PARAMETERS and key != "ordering"
+            ),
             "model_opts": self.model._meta,
         }
         context |= self.get_context_data(page)
@@ -383,6 +407,7 @@ class AuditListView(ObjectListView):
 
     def get_context_data(self, page) -> dict[str, Any]:
         rows = []
+        related = related_names(list(page.object_list))
         for entry in page.object_list:
             model = audit_model(entry.object_type)
             url = None
@@ -396,7 +421,7 @@ class AuditListView(ObjectListView):
                     "entry": entry,
                     "type": model._meta.verbose_name if model else entry.object_type,
                     "url": url,
-                    "changes": entry_changes(entry, model),
+                    "changes": entry_changes(entry, model, related),
                 }
             )
         return {"rows": rows}

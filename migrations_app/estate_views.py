@@ -21,6 +21,7 @@ from clusters.forms import ClusterForm, HostForm, VMForm
 from clusters.models import VM, Cluster, Host, HostStatus
 from clusters.services import CLUSTER_SERVICES, HOST_SERVICES, VM_SERVICES
 from core.audit import Actor
+from core.counting import subquery_count
 from core.services import StaleVersion
 from core.views import ObjectDetailView, ObjectEditView, ObjectListView, page_login_required
 from migrations_app.evacuation import RUNNING_VM_STATES, evacuation_progress
@@ -42,7 +43,8 @@ def _jobs():
 class ClusterListView(ObjectListView):
     model = Cluster
     queryset = Cluster.objects.select_related("compatibility_version", "migration_policy").annotate(
-        host_count=Count("hosts", distinct=True), vm_count=Count("hosts__vms", distinct=True)
+        host_count=subquery_count(Host.objects.all(), "cluster"),
+        vm_count=subquery_count(VM.objects.all(), "host__cluster"),
     )
     filterset_class = ClusterFilterSet
     filter_labels = {
@@ -92,7 +94,7 @@ def cluster_form_refresh(request, pk=None):
 
 class HostListView(ObjectListView):
     model = Host
-    queryset = Host.objects.select_related("cluster").annotate(vm_count=Count("vms"))
+    queryset = Host.objects.select_related("cluster").annotate(vm_count=subquery_count(VM.objects.all(), "host"))
     filterset_class = HostFilterSet
 
 
@@ -206,7 +208,14 @@ class VMListView(ObjectListView):
     def get_context_data(self, page):
         if not self.request.user.has_perm("migrations_app.add_migrationjob"):
             return {}
-        hosts = Host.objects.filter(status=HostStatus.UP).select_related("cluster").order_by("cluster__name", "name")
+        # A destination must be in the VM's cluster: offer the hosts of the clusters on this page,
+        # not every host of the estate (20,000 options on every page).
+        clusters = {vm.host.cluster_id for vm in page.object_list}
+        hosts = (
+            Host.objects.filter(status=HostStatus.UP, cluster__in=clusters)
+            .select_related("cluster")
+            .order_by("cluster__name", "name")
+        )
         return {"bulk_destinations": hosts}
 
 

@@ -47,8 +47,9 @@ class ResourceTests:
         response = api.get(self.url)
         assert response.status_code == 200
         body = response.json()
-        assert set(body) == {"count", "next", "previous", "results"}
+        assert set(body) == {"count", "count_is_estimate", "next", "previous", "results"}
         assert body["count"] == self.model.objects.count() == len(body["results"])
+        assert body["count_is_estimate"] is False
 
     def test_retrieve_carries_the_version_as_etag(self, api, estate):
         obj = self.make(estate)

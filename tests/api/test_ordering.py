@@ -35,14 +35,14 @@ def rows(api, url, ordering):
     return response.json()["results"]
 
 
-def test_vms_sort_by_memory_with_id_breaking_the_ties(api, estate):
+def test_vms_sort_by_memory_with_id_breaking_the_ties_in_the_same_direction(api, estate):
     for ordering, reverse in (("memory_mib", False), ("-memory_mib", True)):
         got = [(vm["memory_mib"], vm["id"]) for vm in rows(api, "/api/vms/", ordering)]
         expected = sorted(got, key=lambda pair: pair[0], reverse=reverse)
         assert [memory for memory, _ in got] == [memory for memory, _ in expected]
         for memory in {m for m, _ in got}:
             ids = [vm_id for m, vm_id in got if m == memory]
-            assert ids == sorted(ids), "ties are not ordered by id"
+            assert ids == sorted(ids, reverse=reverse), "ties are not ordered by id"
 
 
 def test_vms_sort_by_their_hosts_name(api, estate):
@@ -72,3 +72,26 @@ def test_names_sort_alphabetically(api, estate):
     assert [c["name"] for c in rows(api, "/api/clusters/", "-name")] == ["b-cluster", "a-cluster"]
     addresses = [h["address"] for h in rows(api, "/api/hosts/", "-address")]
     assert addresses == sorted(addresses, reverse=True)
+
+
+def test_vms_sort_by_their_policys_name_with_vms_without_one_last(api, estate):
+    from policies.models import MigrationPolicy
+    from tests.factories import PolicyFactory
+
+    zeta, alpha = PolicyFactory(name="Zeta custom"), PolicyFactory(name="Alpha custom")
+    for vm, policy in zip(estate, [zeta, alpha, zeta, alpha], strict=False):
+        vm.migration_policy = policy
+        vm.save()
+    names = {str(policy.pk): policy.name for policy in MigrationPolicy.objects.all()}
+
+    def key(row):
+        return names.get(row["migration_policy"])
+
+    forward = rows(api, "/api/vms/", "migration_policy")
+    assert [key(row) for row in forward] == ["Alpha custom"] * 2 + ["Zeta custom"] * 2 + [None] * 4
+    backward = rows(api, "/api/vms/", "-migration_policy")
+    assert [key(row) for row in backward] == [None] * 4 + ["Zeta custom"] * 2 + ["Alpha custom"] * 2
+    for listed, reverse in ((forward, False), (backward, True)):
+        for name in ("Alpha custom", "Zeta custom", None):
+            ids = [row["id"] for row in listed if key(row) == name]
+            assert ids == sorted(ids, reverse=reverse)

@@ -513,6 +513,11 @@ def run_case(case, caller) -> None:
     name_real_objects(case)
     CALLER.update(caller)
     role, headers = caller["role"], caller["headers"]
+    # The coverage phase adds unexpected headers, a Host among them. With a cookie, requests parses
+    # the Host into a URL before sending and raises on a stray bracket: a failure of the client, not
+    # of the API. Host is the transport's: Django's ALLOWED_HOSTS, tested elsewhere, answers it.
+    for name in [name for name in (case.headers or {}) if name.lower() == "host"]:
+        del case.headers[name]
     response = case.call(headers=headers)
     operation = (role, operation_name(case.method, case.operation.path))
     STATS["cases"][role] += 1
