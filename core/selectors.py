@@ -75,10 +75,10 @@ def _readable(model: type[models.Model], name: str, value: Any, related: Related
         return related.get((field.related_model, str(value)), str(value))
     if field.is_relation and field.related_model is not None:
         try:
-            related = field.related_model._default_manager.filter(pk=value).first()
+            found = field.related_model._default_manager.filter(pk=value).first()
         except (ValueError, ValidationError):
-            related = None
-        return str(related) if related is not None else str(value)
+            found = None
+        return str(found) if found is not None else str(value)
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if isinstance(value, dict | list):

@@ -7,6 +7,7 @@ import re
 
 from rest_framework import pagination, serializers
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 from core.counting import list_count
 
@@ -63,9 +64,10 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
             return None
         if self.count_is_estimate:
             # The base class stops at the count; past an estimate, the rows decide.
+            assert self.request is not None and self.limit is not None and self.offset is not None  # paginated
             url = self.request.build_absolute_uri()
-            url = pagination.replace_query_param(url, self.limit_query_param, self.limit)
-            return pagination.replace_query_param(url, self.offset_query_param, self.offset + self.limit)
+            url = replace_query_param(url, self.limit_query_param, self.limit)
+            return replace_query_param(url, self.offset_query_param, self.offset + self.limit)
         return super().get_next_link()
 
     def get_paginated_response(self, data):
