@@ -64,7 +64,8 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
             return None
         if self.count_is_estimate:
             # The base class stops at the count; past an estimate, the rows decide.
-            assert self.request is not None and self.limit is not None and self.offset is not None  # paginated
+            if self.request is None or self.limit is None or self.offset is None:  # not paginated
+                return None
             url = self.request.build_absolute_uri()
             url = replace_query_param(url, self.limit_query_param, self.limit)
             return replace_query_param(url, self.offset_query_param, self.offset + self.limit)
